@@ -1,0 +1,54 @@
+// dsa: the command-line entry point. Parses flags, runs one subcommand, turns every dsa::Error into one
+// line on stderr and a non-zero exit code.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "engine/backend.h"
+#include "util/error.h"
+
+namespace {
+
+std::string version_string() {
+    std::string v = "dsa " DSA_VERSION;
+    v += dsa::cuda_compiled() ? " (CUDA support compiled in)" : " (CPU only: built without CUDA support)";
+    return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    spdlog::set_pattern("%v");
+    CLI::App app{"dsa: LLM inference with dynamic sparse attention (Quest, NSA) for Hugging Face Llama-family models"};
+    app.set_version_flag("--version", version_string());
+    app.require_subcommand(1);
+
+    dsa::cli::Action action;
+    dsa::cli::add_generate_command(app, action);
+    dsa::cli::add_info_command(app, action);
+    dsa::cli::add_tokenize_command(app, action);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    try {
+        return action ? action() : 0;
+    } catch (const dsa::Error& e) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "dsa: error: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "dsa: error: out of memory\n");
+        return 1;
+    } catch (const std::exception& e) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "dsa: error: %s\n", e.what());
+        return 1;
+    }
+}
