@@ -29,6 +29,7 @@ struct RopeScaling {
     double mscale = 1.0;
     double mscale_all_dim = 0.0;
     double attention_factor = 0.0;  // 0: derived as in HF (0.1 * ln(factor) + 1)
+    bool truncate = true;           // yarn: floor/ceil the correction range (HF `truncate`, default true)
 };
 
 struct ModelConfig {

@@ -16,8 +16,8 @@ namespace dsa {
 class SafetensorsFile {
 public:
     // Validates everything before returning: header length inside the file, JSON well formed, dtype one of
-    // F32/F16/BF16, offsets in range and ordered, no two tensors overlapping, byte size == numel * dtype size.
-    // Throws dsa::Error naming the file and the offending tensor.
+    // F32/F16/BF16, offsets in range, no two tensors overlapping, byte size == numel * dtype size, data
+    // aligned to the element size. Throws dsa::Error naming the file and the offending tensor.
     explicit SafetensorsFile(const std::filesystem::path& path);
 
     const std::map<std::string, TensorView>& tensors() const { return tensors_; }
@@ -36,17 +36,26 @@ public:
     static TensorStore open_dir(const std::filesystem::path& dir);
 
     // Adds a tensor backed by memory this store owns (used for random-weight models).
-    void add_owned(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<std::byte> bytes);
+    void add_owned(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                   std::vector<std::byte> bytes);
 
     const TensorView* find(const std::string& name) const;
     const TensorView& get(const std::string& name) const;  // throws dsa::Error "missing tensor NAME"
     const std::map<std::string, TensorView>& all() const { return tensors_; }
     size_t total_bytes() const;
 
+    // Where a tensor came from, for error messages: its .safetensors path, or "owned buffer".
+    std::string origin(const std::string& name) const;
+    const std::filesystem::path& dir() const { return dir_; }
+
 private:
+    void add_file(std::unique_ptr<SafetensorsFile> file);
+
+    std::filesystem::path dir_;  // empty for a store of owned buffers
     std::vector<std::unique_ptr<SafetensorsFile>> files_;
     std::vector<std::unique_ptr<std::vector<std::byte>>> owned_;
     std::map<std::string, TensorView> tensors_;
+    std::map<std::string, size_t> file_of_;  // tensor name -> index into files_ (absent: owned)
 };
 
 }  // namespace dsa

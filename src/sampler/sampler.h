@@ -10,11 +10,11 @@ namespace dsa {
 
 struct SamplerParams {
     float temperature = 0.8f;
-    int top_k = 40;            // <= 0: disabled
-    float top_p = 0.95f;       // >= 1: disabled
-    float min_p = 0.05f;       // <= 0: disabled
+    int top_k = 40;               // <= 0: disabled
+    float top_p = 0.95f;          // >= 1: disabled
+    float min_p = 0.05f;          // <= 0: disabled
     float repeat_penalty = 1.0f;  // 1: disabled (CTRL-style: positive logits /= p, negative *= p)
-    int repeat_last_n = 64;    // tokens of history the penalty looks at
+    int repeat_last_n = 64;       // tokens of history the penalty looks at
     uint64_t seed = 0;
 };
 
@@ -29,7 +29,8 @@ public:
 private:
     SamplerParams params_;
     std::mt19937_64 rng_;
-    std::vector<std::pair<float, int>> cand_;  // scratch, reused across calls
+    std::vector<std::pair<float, int>> cand_;  // scratch, reused across calls: (logit, id)
+    std::vector<double> weight_;               // scratch: unnormalised probabilities of cand_
 };
 
 }  // namespace dsa
