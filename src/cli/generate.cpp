@@ -1,0 +1,217 @@
+// `dsa generate`: text generation from a prompt, streamed to stdout, with llama.cpp's flag names and
+// timing lines (on stderr, so stdout holds only the text).
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "engine/backend.h"
+#include "engine/generator.h"
+#include "model/model.h"
+#include "sampler/sampler.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+#include "util/timer.h"
+
+namespace dsa::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct GenerateFlags {
+    std::string model_dir;
+    std::string prompt;
+    std::string prompt_file;
+    int n_predict = 128;
+    int ctx_size = 0;
+    int batch_size = 512;
+    int64_t seed = -1;
+    float temp = 0.8f;
+    int top_k = 40;
+    float top_p = 0.95f;
+    float min_p = 0.05f;
+    float repeat_penalty = 1.0f;
+    int repeat_last_n = 64;
+    std::string device = "auto";
+    int threads = 0;
+    bool no_display_prompt = false;
+    CLI::Option* prompt_opt = nullptr;
+    CLI::Option* file_opt = nullptr;
+};
+
+// Every value is checked here, before anything is loaded, so a bad flag costs nothing and gives one line.
+void validate(const GenerateFlags& f) {
+    const bool has_prompt = f.prompt_opt->count() > 0;
+    const bool has_file = f.file_opt->count() > 0;
+    if (has_prompt == has_file) throw Error("give exactly one of -p/--prompt TEXT or -f/--file FILE");
+    if (f.n_predict < -1) throw Error("-n/--n-predict must be >= -1 (-1: until EOS), got {}", f.n_predict);
+    if (f.ctx_size < 0)
+        throw Error("-c/--ctx-size must be >= 0 (0: the model's context), got {}", f.ctx_size);
+    if (f.batch_size < 1) throw Error("-b/--batch-size must be >= 1, got {}", f.batch_size);
+    if (f.seed < -1) throw Error("-s/--seed must be >= 0 (or -1: random), got {}", f.seed);
+    if (!(f.temp >= 0)) throw Error("--temp must be >= 0 (0: greedy), got {}", f.temp);
+    if (!(f.top_p > 0 && f.top_p <= 1)) throw Error("--top-p must be in (0, 1], got {}", f.top_p);
+    if (!(f.min_p >= 0 && f.min_p <= 1)) throw Error("--min-p must be in [0, 1], got {}", f.min_p);
+    if (!(f.repeat_penalty > 0)) throw Error("--repeat-penalty must be > 0, got {}", f.repeat_penalty);
+    if (f.repeat_last_n < -1) {
+        throw Error("--repeat-last-n must be >= -1 (-1: the whole context), got {}", f.repeat_last_n);
+    }
+    if (f.device != "cpu" && f.device != "cuda" && f.device != "auto") {
+        throw Error("--device must be cpu, cuda or auto, got '{}'", f.device);
+    }
+    if (f.threads < 0) throw Error("-t/--threads must be >= 0 (0: all cores), got {}", f.threads);
+}
+
+// Fails before the (possibly large) model is read when the CUDA device cannot exist.
+void check_device_available(const std::string& device) {
+    if (device != "cuda") return;
+    if (!cuda_compiled()) {
+        throw Error("--device cuda: this dsa was built without CUDA support (rebuild with -DDSA_CUDA=ON)");
+    }
+    if (cuda_device_count() == 0) throw Error("--device cuda: no CUDA device found");
+}
+
+std::string read_prompt_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in || fs::is_directory(path)) throw Error("cannot read prompt file {}", path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) throw Error("cannot read prompt file {}", path);
+    return text;
+}
+
+uint64_t resolve_seed(int64_t seed) {
+    if (seed >= 0) return static_cast<uint64_t>(seed);
+    // Time-based, kept to 32 bits so it is easy to copy back into -s.
+    const auto ns = std::chrono::system_clock::now().time_since_epoch().count();
+    return static_cast<uint64_t>(ns) & 0xffffffffu;
+}
+
+// Tokenizer errors (invalid UTF-8) say what is wrong with the text; this adds where the text came from.
+std::vector<int> encode_prompt(const Tokenizer& tokenizer, const std::string& prompt,
+                               const GenerateFlags& f) {
+    try {
+        return tokenizer.encode(prompt, true);
+    } catch (const Error& e) {
+        if (f.file_opt->count() > 0) throw Error("prompt file {}: {}", f.prompt_file, e.what());
+        throw Error("-p/--prompt: {}", e.what());
+    }
+}
+
+void write_out(const std::string& text) {
+    if (text.empty()) return;
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+}
+
+int run_generate(const GenerateFlags& f) {
+    validate(f);
+    check_device_available(f.device);
+    const std::string prompt = f.file_opt->count() > 0 ? read_prompt_file(f.prompt_file) : f.prompt;
+    if (!fs::exists(f.model_dir)) throw Error("model directory {} does not exist (-m)", f.model_dir);
+    if (!fs::is_directory(f.model_dir)) throw Error("-m {} is not a directory", f.model_dir);
+
+    // The pool is sized once, on first use, so the thread count must be set before any backend exists.
+    ThreadPool::set_global_threads(f.threads);
+
+    const double t_load = now_ms();
+    const Model model = load_model(f.model_dir);
+    const Tokenizer tokenizer = Tokenizer::from_model_dir(f.model_dir);
+    BackendOptions backend_opts;
+    backend_opts.context = f.ctx_size;
+    backend_opts.threads = f.threads;
+    const std::unique_ptr<Backend> backend = make_backend(f.device, model, backend_opts);
+    const double load_ms = now_ms() - t_load;
+
+    const std::vector<int> prompt_ids = encode_prompt(tokenizer, prompt, f);
+    if (prompt_ids.empty()) {
+        throw Error("the prompt is empty and the tokenizer adds no BOS token: give some prompt text");
+    }
+    const int capacity = backend->context_capacity();
+    if (static_cast<int64_t>(prompt_ids.size()) > capacity) {
+        throw Error("prompt has {} tokens but the context holds {} (-c)", prompt_ids.size(), capacity);
+    }
+
+    // Printed only once every input is known good, so a bad input leaves exactly one line on stderr.
+    const uint64_t seed = resolve_seed(f.seed);
+    std::fprintf(stderr, "dsa: seed = %llu\n", static_cast<unsigned long long>(seed));
+    SamplerParams sp;
+    sp.temperature = f.temp;
+    sp.top_k = f.top_k;
+    sp.top_p = f.top_p;
+    sp.min_p = f.min_p;
+    sp.repeat_penalty = f.repeat_penalty;
+    sp.repeat_last_n = f.repeat_last_n < 0 ? capacity : f.repeat_last_n;
+    sp.seed = seed;
+    Sampler sampler(sp);
+
+    GenerateParams gp;
+    gp.n_predict = f.n_predict;
+    gp.batch = f.batch_size;
+    gp.eos_ids = collect_eos_ids(model.config.eos_token_ids, tokenizer.eos_id());
+
+    if (!f.no_display_prompt) write_out(prompt);
+    StreamDecoder decoder(tokenizer, prompt_ids);
+    GenerateResult result =
+        generate(*backend, sampler, prompt_ids, gp, [&](int id) { write_out(decoder.push(id)); });
+    write_out(decoder.flush());
+    write_out("\n");
+
+    if (result.stop == StopReason::ContextFull) {
+        std::fprintf(stderr, "dsa: context full (%d tokens): generation stopped\n", capacity);
+    }
+    result.timings.load_ms = load_ms;
+    std::fprintf(stderr, "\n");
+    print_timings(stderr, result.timings);
+    std::fprintf(stderr,
+                 "dsa: backend = %s, threads = %d, context = %d, attended tokens per step = %.1f (mean of %d "
+                 "decode steps)\n",
+                 backend->name().c_str(), ThreadPool::global().size(), capacity,
+                 result.timings.attended_mean(), result.timings.eval_runs);
+    return 0;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& root, Action& action) {
+    auto flags = std::make_shared<GenerateFlags>();
+    CLI::App* cmd = root.add_subcommand("generate", "Generate text from a prompt (streamed to stdout)");
+    cmd->add_option("-m,--model", flags->model_dir,
+                    "Model directory (config.json, *.safetensors, tokenizer.json)")
+        ->required();
+    flags->prompt_opt = cmd->add_option("-p,--prompt", flags->prompt, "Prompt text (exactly one of -p/-f)");
+    flags->file_opt =
+        cmd->add_option("-f,--file", flags->prompt_file, "Read the prompt from FILE (exactly one of -p/-f)");
+    cmd->add_option("-n,--n-predict", flags->n_predict, "Tokens to generate; -1: until EOS or a full context")
+        ->capture_default_str();
+    cmd->add_option("-c,--ctx-size", flags->ctx_size,
+                    "Context size in tokens; 0: the model's max_position_embeddings (capped by memory)")
+        ->capture_default_str();
+    cmd->add_option("-b,--batch-size", flags->batch_size, "Prompt tokens per prefill chunk (>= 1)")
+        ->capture_default_str();
+    cmd->add_option("-s,--seed", flags->seed, "Sampling seed; -1: random from the time (printed on stderr)")
+        ->capture_default_str();
+    cmd->add_option("--temp", flags->temp, "Temperature (>= 0; 0: greedy)")->capture_default_str();
+    cmd->add_option("--top-k", flags->top_k, "Top-k sampling; <= 0: disabled")->capture_default_str();
+    cmd->add_option("--top-p", flags->top_p, "Top-p (nucleus) sampling, in (0, 1]; 1: disabled")
+        ->capture_default_str();
+    cmd->add_option("--min-p", flags->min_p, "Min-p sampling, in [0, 1]; 0: disabled")->capture_default_str();
+    cmd->add_option("--repeat-penalty", flags->repeat_penalty, "Repetition penalty (> 0); 1: disabled")
+        ->capture_default_str();
+    cmd->add_option("--repeat-last-n", flags->repeat_last_n,
+                    "Tokens of history the repetition penalty looks at; 0: none, -1: the whole context")
+        ->capture_default_str();
+    cmd->add_option("--device", flags->device, "cpu, cuda or auto (cuda when a device exists)")
+        ->capture_default_str();
+    cmd->add_option("-t,--threads", flags->threads, "CPU threads; 0: all cores")->capture_default_str();
+    cmd->add_flag("--no-display-prompt", flags->no_display_prompt,
+                  "Do not print the prompt before the generated text (default: print it)");
+    cmd->callback([flags, &action] { action = [flags] { return run_generate(*flags); }; });
+}
+
+}  // namespace dsa::cli
