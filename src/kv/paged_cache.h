@@ -6,6 +6,7 @@
 // Bytes per page and layer (fp32): K+V = 2*H*P*D*4; metadata = H*(3*D*4 + 4).
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kv/sequence.h"
@@ -53,14 +54,20 @@ public:
 
     size_t kv_bytes_per_page_layer() const;    // K+V bytes of one page in one layer
     size_t meta_bytes_per_page_layer() const;  // metadata bytes of one page in one layer
+    // Everything the cache allocates for `shape` (pools + metadata of every layer), to check against
+    // free memory before constructing it.
+    static size_t total_bytes(const KvCacheShape& shape);
 
 private:
-    size_t head_offset(int layer, int page, int kv_head) const;
+    size_t head_offset(int layer, int page, int kv_head) const;  // element offset of a [P][D] block
+    size_t meta_index(int layer, int page, int kv_head) const;   // index of a (layer, page, head) triple
     KvCacheShape shape_;
-    std::vector<float> k_, v_;          // [n_layers][num_pages][n_kv_heads][P][D]
-    std::vector<float> kmin_, kmax_, ksum_;  // [n_layers][num_pages][n_kv_heads][D]
-    std::vector<int32_t> count_;        // [n_layers][num_pages][n_kv_heads]
-    std::vector<int> free_list_;
+    // Left uninitialised (new float[n]) so the OS commits pages only as tokens are written: a large -c
+    // costs memory for what is used. A slot is read only after append() wrote it.
+    std::unique_ptr<float[]> k_, v_;               // [n_layers][num_pages][n_kv_heads][P][D]
+    std::unique_ptr<float[]> kmin_, kmax_, ksum_;  // [n_layers][num_pages][n_kv_heads][D]
+    std::unique_ptr<int32_t[]> count_;             // [n_layers][num_pages][n_kv_heads]
+    std::vector<int> free_list_;                   // page ids; pages are taken from the back
 };
 
 }  // namespace dsa

@@ -1,8 +1,9 @@
 #pragma once
 // RoPE frequency table for every scaling variant HF supports for these architectures (default, linear,
-// llama3, yarn), computed once in double precision. Both backends apply it the same way (HF "rotate_half"
-// layout: pairs (i, i + D/2)):
-//   angle(pos, i) = pos * inv_freq[i],  q'[i] = q[i] cos - q[i+D/2] sin,  q'[i+D/2] = q[i+D/2] cos + q[i] sin,
+// llama3, yarn), computed once the way HF does (fp32, step by step). Both backends apply it the same way
+// (HF "rotate_half" layout: pairs (i, i + D/2)):
+//   angle(pos, i) = pos * inv_freq[i],
+//   q'[i] = q[i] cos - q[i+D/2] sin,  q'[i+D/2] = q[i+D/2] cos + q[i] sin,
 // with cos/sin multiplied by attention_scaling (yarn's mscale; 1 otherwise).
 #include <vector>
 

@@ -1,0 +1,240 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <string>
+
+#include "attention/cpu_attention.h"
+#include "backend/cpu/cpu_ops.h"
+#include "util/error.h"
+
+namespace dsa {
+
+namespace {
+
+// The CPU default when -c is not given: 8192 tokens keep the fp32 cache of an 8B model (32 layers x 8 kv
+// heads x 128 dims x K+V x 4 bytes = 256 KiB per token) at 2 GiB.
+constexpr int kDefaultCpuContext = 8192;
+
+// Query tokens per prefill attention task: 16 tokens x G heads share every K/V page read (a 16 KiB page
+// of K+V for D = 128 stays in L1 meanwhile), instead of each token streaming the whole prefix.
+constexpr int kQueryBlock = 16;
+
+// MemAvailable from /proc/meminfo in bytes; 0 when it cannot be read (then no check is made).
+size_t mem_available_bytes() {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    size_t kib = 0;
+    std::string unit;
+    while (f >> key >> kib >> unit)
+        if (key == "MemAvailable:") return kib * 1024;
+    return 0;
+}
+
+std::vector<float> to_f32(const TensorView& t) {
+    std::vector<float> out;
+    if (!t.valid()) return out;
+    out.resize(static_cast<size_t>(t.numel()));
+    convert_to_f32(t.data, t.dtype, 0, out.size(), out.data());
+    return out;
+}
+
+const float* ptr_or_null(const std::vector<float>& v) {
+    return v.empty() ? nullptr : v.data();
+}
+
+template <typename T>
+void grow(std::vector<T>& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(const Model& model, const BackendOptions& opts) : model_(model), cfg_(model.config) {
+    if (opts.context < 0) throw Error("-c must be a number of tokens >= 0, got {}", opts.context);
+    if (opts.threads < 0) throw Error("--threads must be >= 0 (0: all cores), got {}", opts.threads);
+    const int model_ctx =
+        cfg_.max_position_embeddings > 0 ? cfg_.max_position_embeddings : kDefaultCpuContext;
+    context_ = opts.context > 0 ? opts.context : std::min(model_ctx, kDefaultCpuContext);
+
+    const int P = opts.page_size;
+    if (P != 16 && P != 32 && P != 64) throw Error("page size must be 16, 32 or 64 tokens, got {}", P);
+    KvCacheShape shape;
+    shape.n_layers = cfg_.n_layers;
+    shape.n_kv_heads = cfg_.n_kv_heads;
+    shape.head_dim = cfg_.head_dim;
+    shape.page_size = P;
+    shape.num_pages = (context_ + P - 1) / P;
+    const size_t need = PagedKvCache::total_bytes(shape);
+    const size_t avail = mem_available_bytes();
+    if (avail > 0 && need > avail) {
+        constexpr double GiB = 1024.0 * 1024.0 * 1024.0;
+        throw Error(
+            "-c {}: the fp32 KV cache needs {:.2f} GiB but only {:.2f} GiB of memory is available; lower -c",
+            context_, need / GiB, avail / GiB);
+    }
+    cache_ = std::make_unique<PagedKvCache>(shape);
+
+    if (opts.threads > 0) {
+        own_pool_ = std::make_unique<ThreadPool>(opts.threads);
+        pool_ = own_pool_.get();
+    } else {
+        pool_ = &ThreadPool::global();
+    }
+
+    rope_ = make_rope_table(cfg_);
+    const ModelWeights& w = model_.weights;
+    layers_.resize(cfg_.n_layers);
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+        const LayerWeights& lw = w.layers[l];
+        SmallWeights& s = layers_[l];
+        s.attn_norm = to_f32(lw.attn_norm);
+        s.mlp_norm = to_f32(lw.mlp_norm);
+        if (cfg_.attention_bias) {
+            s.bq = to_f32(lw.bq);
+            s.bk = to_f32(lw.bk);
+            s.bv = to_f32(lw.bv);
+        }
+        if (cfg_.qk_norm) {
+            s.q_norm = to_f32(lw.q_norm);
+            s.k_norm = to_f32(lw.k_norm);
+        }
+    }
+    final_norm_ = to_f32(w.final_norm);
+}
+
+void CpuBackend::ensure_scratch(int T) {
+    if (T <= max_T_) return;
+    max_T_ = T;
+    const size_t t = static_cast<size_t>(T);
+    grow(x_, t * cfg_.hidden_size);
+    grow(xn_, t * cfg_.hidden_size);
+    grow(proj_, t * cfg_.hidden_size);
+    grow(q_, t * cfg_.q_dim());
+    grow(att_, t * cfg_.q_dim());
+    grow(k_, t * cfg_.kv_dim());
+    grow(v_, t * cfg_.kv_dim());
+    grow(gate_, t * cfg_.intermediate_size);
+    grow(up_, t * cfg_.intermediate_size);
+    grow(cos_, t * (cfg_.head_dim / 2));
+    grow(sin_, t * (cfg_.head_dim / 2));
+}
+
+// cos/sin of every (token, frequency) of the chunk. The angle is the fp32 product pos * inv_freq, as HF
+// computes it, so long positions round the same way.
+void CpuBackend::rope_tables(int pos0, int T) {
+    const int half = cfg_.head_dim / 2;
+    for (int t = 0; t < T; ++t) {
+        for (int i = 0; i < half; ++i) {
+            const float angle = static_cast<float>(pos0 + t) * rope_.inv_freq[i];
+            cos_[static_cast<size_t>(t) * half + i] =
+                static_cast<float>(std::cos(static_cast<double>(angle))) * rope_.attention_scaling;
+            sin_[static_cast<size_t>(t) * half + i] =
+                static_cast<float>(std::sin(static_cast<double>(angle))) * rope_.attention_scaling;
+        }
+    }
+}
+
+void CpuBackend::attention_block(int layer, const Sequence& seq, int pos0, int T) {
+    const LayerWeights& w = model_.weights.layers[layer];
+    const SmallWeights& s = layers_[layer];
+    const int H = cfg_.hidden_size, D = cfg_.head_dim, Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads;
+    const int G = cfg_.group_size();
+    const float eps = static_cast<float>(cfg_.rms_norm_eps);
+
+    rmsnorm(x_.data(), T, H, s.attn_norm.data(), eps, xn_.data());
+    matmul(*pool_, xn_.data(), T, w.wq, ptr_or_null(s.bq), q_.data());
+    matmul(*pool_, xn_.data(), T, w.wk, ptr_or_null(s.bk), k_.data());
+    matmul(*pool_, xn_.data(), T, w.wv, ptr_or_null(s.bv), v_.data());
+    if (cfg_.qk_norm) {  // Qwen3: per-head RMSNorm over head_dim, before RoPE
+        rmsnorm(q_.data(), T * Hq, D, s.q_norm.data(), eps, q_.data());
+        rmsnorm(k_.data(), T * Hkv, D, s.k_norm.data(), eps, k_.data());
+    }
+    apply_rope(q_.data(), T, Hq, D, cos_.data(), sin_.data());
+    apply_rope(k_.data(), T, Hkv, D, cos_.data(), sin_.data());
+
+    // The whole chunk's K/V go into the cache first; causality comes from each query's page list.
+    const size_t kv_dim = cfg_.kv_dim();
+    for (int t = 0; t < T; ++t)
+        cache_->append(layer, seq, pos0 + t, k_.data() + t * kv_dim, v_.data() + t * kv_dim);
+
+    // Tasks: (block of kQueryBlock consecutive query tokens, kv head). A block reads each page once for
+    // its kQueryBlock x G query rows; decode (T = 1) is one task per kv head.
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    const size_t q_dim = cfg_.q_dim();
+    const int n_blocks = (T + kQueryBlock - 1) / kQueryBlock;
+    const size_t n_tasks = static_cast<size_t>(n_blocks) * Hkv;
+    const size_t task_work = static_cast<size_t>(pos0 + T) * D * G * std::min(T, kQueryBlock);
+    const size_t grain = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(1, task_work));
+    pool_->parallel_for(n_tasks, grain, [&](size_t b, size_t e) {
+        for (size_t task = b; task < e; ++task) {
+            const int t0 = static_cast<int>(task / Hkv) * kQueryBlock;
+            const int kvh = static_cast<int>(task % Hkv);
+            CausalBlock blk;
+            blk.layer = layer;
+            blk.kv_head = kvh;
+            blk.pages = seq.pages;
+            blk.first_pos = pos0 + t0;
+            blk.n_queries = std::min(kQueryBlock, T - t0);
+            blk.stride = q_dim;
+            blk.scale = scale;
+            const size_t off = t0 * q_dim + static_cast<size_t>(kvh) * G * D;  // the group's G heads
+            attend_causal(*cache_, blk, q_.data() + off, G, att_.data() + off);
+        }
+    });
+
+    matmul(*pool_, att_.data(), T, w.wo, nullptr, proj_.data());
+    const size_t n = static_cast<size_t>(T) * H;
+    for (size_t i = 0; i < n; ++i) x_[i] += proj_[i];
+}
+
+void CpuBackend::mlp_block(int layer, int T) {
+    const LayerWeights& w = model_.weights.layers[layer];
+    const SmallWeights& s = layers_[layer];
+    const int H = cfg_.hidden_size;
+    rmsnorm(x_.data(), T, H, s.mlp_norm.data(), static_cast<float>(cfg_.rms_norm_eps), xn_.data());
+    matmul(*pool_, xn_.data(), T, w.w_gate, nullptr, gate_.data());
+    matmul(*pool_, xn_.data(), T, w.w_up, nullptr, up_.data());
+    silu_mul(gate_.data(), up_.data(), static_cast<size_t>(T) * cfg_.intermediate_size);
+    matmul(*pool_, gate_.data(), T, w.w_down, nullptr, proj_.data());
+    const size_t n = static_cast<size_t>(T) * H;
+    for (size_t i = 0; i < n; ++i) x_[i] += proj_[i];
+}
+
+void CpuBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,
+                         std::span<float> logits) {
+    const int T = static_cast<int>(tokens.size());
+    const int V = cfg_.vocab_size;
+    const int H = cfg_.hidden_size;
+    if (T == 0) throw Error("forward: a chunk needs at least one token");
+    const size_t want = mode == LogitsMode::All ? static_cast<size_t>(T) * V : static_cast<size_t>(V);
+    if (logits.size() != want)
+        throw Error("forward: logits buffer holds {} floats, expected {}", logits.size(), want);
+    for (int tok : tokens)
+        if (tok < 0 || tok >= V) throw Error("token id {} is outside the vocabulary [0, {})", tok, V);
+    const int pos0 = seq.n_tokens;
+    if (pos0 + T > context_)
+        throw Error("KV cache full: {} tokens requested, capacity {} tokens (raise -c)", pos0 + T, context_);
+    cache_->reserve(seq, pos0 + T);
+    ensure_scratch(T);
+
+    const TensorView& embed = model_.weights.embed;
+    for (int t = 0; t < T; ++t)
+        convert_to_f32(embed.data, embed.dtype, static_cast<size_t>(tokens[t]) * H, H, x_.data() + t * H);
+    rope_tables(pos0, T);
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+        attention_block(l, seq, pos0, T);
+        mlp_block(l, T);
+    }
+    seq.n_tokens = pos0 + T;
+
+    const int first = mode == LogitsMode::All ? 0 : T - 1;
+    const int rows = T - first;
+    rmsnorm(x_.data() + static_cast<size_t>(first) * H, rows, H, final_norm_.data(),
+            static_cast<float>(cfg_.rms_norm_eps), xn_.data());
+    matmul(*pool_, xn_.data(), rows, model_.weights.lm_head, nullptr, logits.data());
+    stats_.attended_tokens = pos0 + (T + 1) / 2.0;  // mean of pos + 1 over the chunk
+}
+
+}  // namespace dsa

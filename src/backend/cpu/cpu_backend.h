@@ -1,0 +1,65 @@
+#pragma once
+// The CPU reference backend: the whole forward pass in fp32 from the stored weight dtype, over an fp32
+// paged KV cache, multi-threaded over output rows (matmuls) and over (token, kv head) pairs (attention).
+#include <memory>
+#include <vector>
+
+#include "engine/backend.h"
+#include "kv/paged_cache.h"
+#include "model/rope.h"
+#include "util/thread_pool.h"
+
+namespace dsa {
+
+class CpuBackend final : public Backend {
+public:
+    // Throws dsa::Error when the fp32 cache for opts.context tokens does not fit in available memory.
+    CpuBackend(const Model& model, const BackendOptions& opts);
+
+    std::string name() const override { return "cpu"; }
+    const Model& model() const override { return model_; }
+    int context_capacity() const override { return context_; }
+    void forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,
+                 std::span<float> logits) override;
+    void release(Sequence& seq) override { cache_->release(seq); }
+    ForwardStats last_stats() const override { return stats_; }
+
+    const PagedKvCache& cache() const { return *cache_; }
+    const RopeTable& rope() const { return rope_; }
+
+private:
+    // Norm weights and biases as fp32 (a few KiB per layer; the matrices stay in their stored dtype).
+    struct SmallWeights {
+        std::vector<float> attn_norm, mlp_norm;  // [hidden]
+        std::vector<float> bq, bk, bv;           // [q_dim], [kv_dim], [kv_dim]; empty without bias
+        std::vector<float> q_norm, k_norm;       // [head_dim]; empty without qk norm
+    };
+
+    void ensure_scratch(int T);
+    void rope_tables(int pos0, int T);
+    void attention_block(int layer, const Sequence& seq, int pos0, int T);
+    void mlp_block(int layer, int T);
+
+    const Model& model_;
+    const ModelConfig& cfg_;
+    int context_ = 0;
+    std::unique_ptr<ThreadPool> own_pool_;  // only when opts.threads asks for a specific count
+    ThreadPool* pool_ = nullptr;
+    std::unique_ptr<PagedKvCache> cache_;
+    RopeTable rope_;
+    std::vector<SmallWeights> layers_;
+    std::vector<float> final_norm_;  // [hidden]
+    ForwardStats stats_;
+
+    // Scratch for the largest chunk seen so far (grown on demand, never per token in decode).
+    int max_T_ = 0;
+    std::vector<float> x_;          // [T][hidden] residual stream
+    std::vector<float> xn_;         // [T][hidden] normed input of a block
+    std::vector<float> q_, att_;    // [T][q_dim]
+    std::vector<float> k_, v_;      // [T][kv_dim]
+    std::vector<float> proj_;       // [T][hidden] output projection of a block
+    std::vector<float> gate_, up_;  // [T][intermediate]
+    std::vector<float> cos_, sin_;  // [T][head_dim / 2]
+};
+
+}  // namespace dsa
