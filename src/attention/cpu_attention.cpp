@@ -21,6 +21,30 @@ struct Rows {
     float scale;
 };
 
+// One step of the online softmax of one query row over n consecutive cached keys/values: the scores go to
+// s, the row's running max m and denominator l are updated and its accumulator og rescaled to the new max.
+// Every path (page lists, causal blocks, spans) takes its steps through here, so equal steps give equal
+// bits. qg, og: [D]; kp, vp: [n][D]; s: [P].
+[[gnu::always_inline]] inline void online_step(const float* qg, const float* kp, const float* vp, int n,
+                                               int D, float scale, float* s, float& m, float& l, float* og) {
+    float page_max = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < n; ++j) {
+        s[j] = simd::dot(qg, kp + static_cast<size_t>(j) * D, D) * scale;
+        page_max = std::max(page_max, s[j]);
+    }
+    const float m_new = std::max(m, page_max);
+    // Rescale what was accumulated under the old max (exp(-inf) = 0 on the first step).
+    const float corr = std::exp(m - m_new);
+    l *= corr;
+    simd::scale(og, corr, D);
+    for (int j = 0; j < n; ++j) {
+        const float p = std::exp(s[j] - m_new);
+        l += p;
+        simd::axpy(og, p, vp + static_cast<size_t>(j) * D, D);
+    }
+    m = m_new;
+}
+
 // Online softmax page by page, every row of the block per page while its K/V are in cache. Built for AVX2
 // and the baseline (same arithmetic, see simd.h). Each row sees the same sequence of operations whatever
 // the block it is in. s: [P] scores, m: [n_q * G] running max, l: [n_q * G] running denominator.
@@ -39,48 +63,61 @@ __attribute__((target_clones("avx2", "default"))) void attend_rows(const PagedKv
             if (n <= 0) continue;
             for (int g = 0; g < r.G; ++g) {
                 const size_t row = static_cast<size_t>(t) * r.G + g;
-                const float* qg = q + t * r.stride + static_cast<size_t>(g) * D;  // [D]
-                float* og = out + t * r.stride + static_cast<size_t>(g) * D;      // [D]
-                float page_max = -std::numeric_limits<float>::infinity();
-                for (int j = 0; j < n; ++j) {
-                    s[j] = simd::dot(qg, kp + static_cast<size_t>(j) * D, D) * r.scale;
-                    page_max = std::max(page_max, s[j]);
-                }
-                const float m_new = std::max(m[row], page_max);
-                // Rescale what was accumulated under the old max (exp(-inf) = 0 on the first page).
-                const float corr = std::exp(m[row] - m_new);
-                l[row] *= corr;
-                simd::scale(og, corr, D);
-                for (int j = 0; j < n; ++j) {
-                    const float p = std::exp(s[j] - m_new);
-                    l[row] += p;
-                    simd::axpy(og, p, vp + static_cast<size_t>(j) * D, D);
-                }
-                m[row] = m_new;
+                online_step(q + t * r.stride + static_cast<size_t>(g) * D, kp, vp, n, D, r.scale, s, m[row],
+                            l[row], out + t * r.stride + static_cast<size_t>(g) * D);
             }
         }
     }
 }
 
-void attend(const PagedKvCache& cache, const Rows& r, const float* q, float* out) {
+// The spans' tokens page by page: a span's part of page j (slots [first, end)) is one online step for
+// each of the G rows. Same build and arithmetic as attend_rows.
+__attribute__((target_clones("avx2", "default"))) void attend_span_rows(const PagedKvCache& cache,
+                                                                        const SpanAttention& a,
+                                                                        const float* q, int G, float* out,
+                                                                        float* s, float* m, float* l) {
     const int P = cache.shape().page_size;
     const int D = cache.shape().head_dim;
-    const size_t n_rows = static_cast<size_t>(r.n_q) * r.G;
-    // Per thread, reused: scores [P], running max [n_rows], running denominator [n_rows].
-    thread_local std::vector<float> scratch;
+    for (const TokenSpan& sp : a.spans) {
+        for (int t = sp.begin; t < sp.end;) {
+            const int page = t / P, first = t % P;
+            const int end = std::min(P, sp.end - page * P);
+            const int id = a.block_table[static_cast<size_t>(page)];
+            const float* kp = cache.k(a.layer, id, a.kv_head) + static_cast<size_t>(first) * D;  // [n][D]
+            const float* vp = cache.v(a.layer, id, a.kv_head) + static_cast<size_t>(first) * D;  // [n][D]
+            for (int g = 0; g < G; ++g) {
+                online_step(q + static_cast<size_t>(g) * D, kp, vp, end - first, D, a.scale, s, m[g], l[g],
+                            out + static_cast<size_t>(g) * D);
+            }
+            t = page * P + end;
+        }
+    }
+}
+
+// Per-thread scratch for n_rows query rows, reused across calls: scores s [P], running max m [n_rows]
+// (set to -inf), running denominator l [n_rows] (set to 0).
+struct Scratch {
+    float *s, *m, *l;
+};
+Scratch scratch_for(int P, size_t n_rows) {
+    thread_local std::vector<float> buf;
     const size_t need = P + 2 * n_rows;
-    if (scratch.size() < need) scratch.resize(need);
-    float* s = scratch.data();
-    float* m = s + P;
-    float* l = m + n_rows;
-    std::fill_n(m, n_rows, -std::numeric_limits<float>::infinity());
-    std::fill_n(l, n_rows, 0.0f);
+    if (buf.size() < need) buf.resize(need);
+    Scratch sc{buf.data(), buf.data() + P, buf.data() + P + n_rows};
+    std::fill_n(sc.m, n_rows, -std::numeric_limits<float>::infinity());
+    std::fill_n(sc.l, n_rows, 0.0f);
+    return sc;
+}
+
+void attend(const PagedKvCache& cache, const Rows& r, const float* q, float* out) {
+    const int D = cache.shape().head_dim;
+    const Scratch sc = scratch_for(cache.shape().page_size, static_cast<size_t>(r.n_q) * r.G);
     for (int t = 0; t < r.n_q; ++t) std::fill_n(out + t * r.stride, static_cast<size_t>(r.G) * D, 0.0f);
-    attend_rows(cache, r, q, out, s, m, l);
+    attend_rows(cache, r, q, out, sc.s, sc.m, sc.l);
     for (int t = 0; t < r.n_q; ++t)
         for (int g = 0; g < r.G; ++g)
             simd::scale(out + t * r.stride + static_cast<size_t>(g) * D,
-                        1.0f / l[static_cast<size_t>(t) * r.G + g], D);
+                        1.0f / sc.l[static_cast<size_t>(t) * r.G + g], D);
 }
 
 }  // namespace
@@ -94,6 +131,37 @@ void attend_pages(const PagedKvCache& cache, const PageListAttention& a, const f
 void attend_causal(const PagedKvCache& cache, const CausalBlock& b, const float* q, int G, float* out) {
     attend(cache, Rows{b.layer, b.kv_head, b.pages, b.first_pos + 1, b.n_queries, G, b.stride, b.scale}, q,
            out);
+}
+
+void attend_spans(const PagedKvCache& cache, const SpanAttention& a, const float* q, int G, float* out) {
+    const int D = cache.shape().head_dim;
+    const Scratch sc = scratch_for(cache.shape().page_size, static_cast<size_t>(G));
+    std::fill_n(out, static_cast<size_t>(G) * D, 0.0f);
+    attend_span_rows(cache, a, q, G, out, sc.s, sc.m, sc.l);
+    for (int g = 0; g < G; ++g) simd::scale(out + static_cast<size_t>(g) * D, 1.0f / sc.l[g], D);
+}
+
+double attention_recall(const PagedKvCache& cache, int layer, int kv_head, std::span<const int> block_table,
+                        int n_tokens, std::span<const TokenSpan> spans, float scale, const float* q) {
+    const int P = cache.shape().page_size, D = cache.shape().head_dim;
+    thread_local std::vector<double> s;  // [n_tokens] scaled scores
+    s.resize(static_cast<size_t>(n_tokens));
+    double m = -std::numeric_limits<double>::infinity();
+    for (int t = 0; t < n_tokens; ++t) {
+        const float* k = cache.k(layer, block_table[static_cast<size_t>(t / P)], kv_head) +
+                         static_cast<size_t>(t % P) * D;  // [D]
+        s[static_cast<size_t>(t)] = static_cast<double>(simd::dot(q, k, D)) * scale;
+        m = std::max(m, s[static_cast<size_t>(t)]);
+    }
+    double total = 0, inside = 0;
+    size_t si = 0;
+    for (int t = 0; t < n_tokens; ++t) {
+        const double p = std::exp(s[static_cast<size_t>(t)] - m);
+        total += p;
+        while (si < spans.size() && spans[si].end <= t) ++si;
+        if (si < spans.size() && spans[si].begin <= t) inside += p;
+    }
+    return inside / total;
 }
 
 }  // namespace dsa

@@ -10,6 +10,9 @@ namespace dsa::cli {
 
 using Action = std::function<int()>;
 
+void add_bench_command(CLI::App& root, Action& action);
+void add_compare_command(CLI::App& root, Action& action);
+void add_eval_command(CLI::App& root, Action& action);
 void add_generate_command(CLI::App& root, Action& action);
 void add_info_command(CLI::App& root, Action& action);
 void add_tokenize_command(CLI::App& root, Action& action);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/attn_flags.h"
 #include "cli/commands.h"
 #include "engine/backend.h"
 #include "engine/generator.h"
@@ -41,6 +42,10 @@ struct GenerateFlags {
     std::string device = "auto";
     int threads = 0;
     bool no_display_prompt = false;
+    std::string attn = "full";
+    int budget = 0;
+    AttnOverrideFlags attn_flags;
+    CLI::Option* budget_opt = nullptr;
     CLI::Option* prompt_opt = nullptr;
     CLI::Option* file_opt = nullptr;
 };
@@ -111,6 +116,8 @@ void write_out(const std::string& text) {
 
 int run_generate(const GenerateFlags& f) {
     validate(f);
+    const AttentionPolicy policy = resolve_policy(
+        f.attn, overrides_of(f.attn_flags, f.budget_opt->count() > 0 ? &f.budget : nullptr), false);
     check_device_available(f.device);
     const std::string prompt = f.file_opt->count() > 0 ? read_prompt_file(f.prompt_file) : f.prompt;
     if (!fs::exists(f.model_dir)) throw Error("model directory {} does not exist (-m)", f.model_dir);
@@ -125,6 +132,8 @@ int run_generate(const GenerateFlags& f) {
     BackendOptions backend_opts;
     backend_opts.context = f.ctx_size;
     backend_opts.threads = f.threads;
+    backend_opts.page_size = policy.page_size;
+    backend_opts.attention = policy;
     const std::unique_ptr<Backend> backend = make_backend(f.device, model, backend_opts);
     const double load_ms = now_ms() - t_load;
 
@@ -140,6 +149,7 @@ int run_generate(const GenerateFlags& f) {
     // Printed only once every input is known good, so a bad input leaves exactly one line on stderr.
     const uint64_t seed = resolve_seed(f.seed);
     std::fprintf(stderr, "dsa: seed = %llu\n", static_cast<unsigned long long>(seed));
+    std::fprintf(stderr, "dsa: attention = %s\n", describe_policy(policy).c_str());
     SamplerParams sp;
     sp.temperature = f.temp;
     sp.top_k = f.top_k;
@@ -211,6 +221,13 @@ void add_generate_command(CLI::App& root, Action& action) {
     cmd->add_option("-t,--threads", flags->threads, "CPU threads; 0: all cores")->capture_default_str();
     cmd->add_flag("--no-display-prompt", flags->no_display_prompt,
                   "Do not print the prompt before the generated text (default: print it)");
+    cmd->add_option(
+           "--attn", flags->attn,
+           "Decode attention: a preset in configs/ (full, quest, nsa, window, oracle) or a .json path")
+        ->capture_default_str();
+    flags->budget_opt =
+        cmd->add_option("--budget", flags->budget, "Token budget of the sparse policy (preset's)");
+    add_attn_override_flags(cmd, flags->attn_flags);
     cmd->callback([flags, &action] { action = [flags] { return run_generate(*flags); }; });
 }
 

@@ -1,6 +1,7 @@
 // dsa: the command-line entry point. Parses flags, runs one subcommand, turns every dsa::Error into one
 // line on stderr and a non-zero exit code.
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -21,12 +22,17 @@ std::string version_string() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    spdlog::set_pattern("%v");
+    // Warnings go to stderr with the "dsa:" prefix; stdout carries only results and generated text.
+    spdlog::set_default_logger(spdlog::stderr_color_mt("dsa"));
+    spdlog::set_pattern("dsa: %v");
     CLI::App app{"dsa: LLM inference with dynamic sparse attention (Quest, NSA) for Hugging Face Llama-family models"};
     app.set_version_flag("--version", version_string());
     app.require_subcommand(1);
 
     dsa::cli::Action action;
+    dsa::cli::add_bench_command(app, action);
+    dsa::cli::add_compare_command(app, action);
+    dsa::cli::add_eval_command(app, action);
     dsa::cli::add_generate_command(app, action);
     dsa::cli::add_info_command(app, action);
     dsa::cli::add_tokenize_command(app, action);

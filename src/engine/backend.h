@@ -4,9 +4,12 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
+#include "attention/policy.h"
 #include "kv/sequence.h"
 #include "model/model.h"
+#include "util/error.h"
 
 namespace dsa {
 
@@ -16,11 +19,28 @@ struct BackendOptions {
     int context = 0;     // KV capacity in tokens; 0: the model's max_position_embeddings (capped by memory)
     int page_size = 16;  // P
     int threads = 0;     // CPU threads; 0: all cores
+    // Decode attention (forward() of one token; prefill chunks are always dense). A sparse policy's
+    // page_size must equal page_size above (full attention follows the cache's).
+    AttentionPolicy attention;
+    bool collect_recall = false;  // fill ForwardStats::recall on decode steps (one extra full-score pass)
 };
 
 // Counters of the last forward() call, for the timing lines and `compare`.
 struct ForwardStats {
     double attended_tokens = 0;  // mean tokens attended per (layer, kv head) per query token
+    // After a decode step: per layer, the tokens attended per query head (mean over the heads; every cached
+    // token in dense layers). [n_layers]; empty after prefill chunks.
+    std::vector<double> attended_per_layer;
+    // With BackendOptions::collect_recall, after a decode step: per layer, the share of the full-attention
+    // probability mass that falls on the attended tokens, averaged over query heads (1 when dense).
+    // [n_layers]; empty after prefill chunks.
+    std::vector<double> recall;
+};
+
+// The attention of one decode step alone, timed by the backend (dsa bench --kernels).
+struct AttentionTiming {
+    std::vector<double> ms;      // [reps] time of one step's attention over every layer
+    double attended_tokens = 0;  // as ForwardStats::attended_tokens, for that step
 };
 
 class Backend {
@@ -32,10 +52,37 @@ public:
 
     // Runs `tokens` (T >= 1) at positions seq.n_tokens .. seq.n_tokens+T-1, appends their K/V, advances
     // seq.n_tokens by T. logits: [vocab] for Last, [T][vocab] for All. Throws dsa::Error when the tokens do
-    // not fit the cache (seq unchanged).
+    // not fit the cache (seq unchanged). T == 1 is a decode step: it attends through the attention policy.
+    // T >= 2 is a prefill chunk: dense causal attention (prefill() never sends a 1-token chunk unless the
+    // whole prompt is one token, whose step every policy attends densely anyway).
     virtual void forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode, std::span<float> logits) = 0;
     virtual void release(Sequence& seq) = 0;  // frees the sequence's pages
     virtual ForwardStats last_stats() const { return {}; }
+
+    // Replaces BackendOptions::attention / collect_recall for the following forward() calls. A sparse
+    // policy's page size must be the cache's (dsa::Error otherwise). Backends without sparse attention throw.
+    virtual void set_attention(const AttentionPolicy& policy, bool collect_recall);
+    // dst (released first) becomes a copy of src on pages of its own: K/V and page metadata. compare runs
+    // every policy from one prefilled prompt this way. Throws dsa::Error when the cache has no room, or when
+    // the backend cannot copy sequences.
+    virtual void copy_sequence(const Sequence& src, Sequence& dst);
+
+    // For dsa bench (docs/bench.md). Element type of the K/V pools; page metadata is fp32 everywhere.
+    virtual DType kv_dtype() const { return DType::F32; }
+    // Copy bandwidth of the memory that holds the weights and the KV cache, measured now: GB/s counting
+    // bytes read + written, e.g. one 4 GiB device-to-device copy, median of repetitions after a warm-up.
+    // 0: the backend does not measure it (bench times a host memcpy for "cpu", leaves % BW empty otherwise).
+    virtual double measure_bandwidth_gbs() { return 0.0; }
+    // Times `reps` runs, after one warm-up, of the attention part of a decode step over seq's seq.n_tokens
+    // cached tokens (the current one included), over every layer: the policy's selection (page scores,
+    // top-k) and the decode attention over the selected K/V, with the queries the backend holds from its
+    // last decode step. No projection, RoPE, K/V append or MLP; seq and the cache are left unchanged.
+    // reps 0 with an empty seq launches nothing (a capability probe).
+    virtual AttentionTiming time_decode_attention(const Sequence&, int) {
+        throw Error("--kernels needs the CUDA backend (--device cuda): the {} backend cannot time attention "
+                    "apart from the rest of the step",
+                    name());
+    }
 };
 
 // device: "cpu", "cuda" or "auto" (cuda when a device exists). "cuda" without a usable device, or in a

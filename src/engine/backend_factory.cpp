@@ -1,19 +1,41 @@
-// --device → backend. "auto" prefers CUDA once a CUDA backend exists and a device is present.
+// --device → backend. "auto" takes the CUDA backend when it is compiled in and a device is present, for
+// the attention it runs (full attention so far); otherwise the CPU reference.
+#include <cstdio>
+
 #include "backend/cpu/cpu_backend.h"
 #include "engine/backend.h"
 #include "util/error.h"
+#ifdef DSA_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace dsa {
 
+namespace {
+
+bool cuda_runs(const AttentionPolicy& policy) { return policy.kind == PolicyKind::Full; }
+
+}  // namespace
+
 std::unique_ptr<Backend> make_backend(const std::string& device, const Model& model,
                                       const BackendOptions& opts) {
-    if (device == "cpu" || device == "auto") return std::make_unique<CpuBackend>(model, opts);
-    if (device == "cuda") {
-        if (!cuda_compiled()) throw Error("--device cuda: this dsa binary was built without CUDA support");
-        if (cuda_device_count() == 0) throw Error("--device cuda: no CUDA device found");
-        throw Error("--device cuda: the CUDA backend is not available yet");
+    if (device == "cpu") return std::make_unique<CpuBackend>(model, opts);
+    if (device == "auto") {
+        if (cuda_device_count() == 0) return std::make_unique<CpuBackend>(model, opts);
+        if (!cuda_runs(opts.attention)) {
+            std::fprintf(stderr, "dsa: --device auto: sparse attention runs on the CPU backend for now\n");
+            return std::make_unique<CpuBackend>(model, opts);
+        }
+    } else if (device != "cuda") {
+        throw Error("--device must be cpu, cuda or auto, got '{}'", device);
     }
-    throw Error("--device must be cpu, cuda or auto, got '{}'", device);
+    if (!cuda_compiled()) throw Error("--device cuda: this dsa binary was built without CUDA support");
+    if (cuda_device_count() == 0) throw Error("--device cuda: no CUDA device found");
+#ifdef DSA_HAS_CUDA
+    return std::make_unique<CudaBackend>(model, opts);
+#else
+    throw Error("--device cuda: this dsa binary was built without CUDA support");
+#endif
 }
 
 }  // namespace dsa

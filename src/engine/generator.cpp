@@ -11,14 +11,14 @@ namespace {
 
 // Frees the sequence's pages however generate() exits, so a failed run leaves the backend reusable.
 class SequenceGuard {
-  public:
+public:
     explicit SequenceGuard(Backend& backend) : backend_(backend) {}
     ~SequenceGuard() { backend_.release(seq_); }
     SequenceGuard(const SequenceGuard&) = delete;
     SequenceGuard& operator=(const SequenceGuard&) = delete;
     Sequence& seq() { return seq_; }
 
-  private:
+private:
     Backend& backend_;
     Sequence seq_;
 };
@@ -36,12 +36,17 @@ int prefill(Backend& backend, Sequence& seq, std::span<const int> tokens, int ba
             bool show_progress) {
     if (batch < 1) throw Error("prefill batch size must be >= 1, got {}", batch);
     const size_t n = tokens.size();
-    const size_t chunk = static_cast<size_t>(batch);
-    const int n_chunks = static_cast<int>((n + chunk - 1) / chunk);
+    // A forward() of one token is a decode step (it attends through the sparse policy), so no chunk is a
+    // single token unless the whole prompt is: batch 1 runs pairs, and a 1-token remainder joins the last
+    // chunk (batch + 1 tokens).
+    const size_t chunk = std::max<size_t>(2, static_cast<size_t>(batch));
+    const int n_chunks =
+        static_cast<int>(std::max<size_t>(n > 0 ? 1 : 0, n / chunk + (n % chunk > 1 ? 1 : 0)));
     // Progress only matters when prefill takes a while: more than two chunks (> 1024 tokens by default).
     const bool progress = show_progress && n_chunks > 2;
-    for (size_t begin = 0; begin < n; begin += chunk) {
-        const size_t len = std::min(chunk, n - begin);
+    for (size_t begin = 0, len = 0; begin < n; begin += len) {
+        len = std::min(chunk, n - begin);
+        if (n - begin - len == 1) ++len;
         // The contract has no logits-free mode; Last costs one lm_head row per chunk, which is noise next to
         // the chunk's own batch x weights GEMMs, and the final chunk's call leaves the logits we sample from.
         backend.forward(seq, tokens.subspan(begin, len), LogitsMode::Last, logits);

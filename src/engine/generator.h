@@ -47,8 +47,10 @@ struct GenerateResult {
 using TokenCallback = std::function<void(int id)>;
 
 // Runs `tokens` through `backend` in chunks of `batch` tokens (LogitsMode::Last on every chunk, so
-// `logits` [vocab] ends up holding the last token's logits). Prints progress per chunk when asked and
-// the prompt is longer than two chunks. Returns the number of chunks.
+// `logits` [vocab] ends up holding the last token's logits). No chunk is a single token (a 1-token
+// forward() is a decode step, see Backend::forward) unless `tokens` is: a 1-token remainder joins the last
+// chunk, and batch 1 runs chunks of 2. Prints progress per chunk when asked and the prompt is longer than
+// two chunks. Returns the number of chunks.
 int prefill(Backend& backend, Sequence& seq,
             std::span<const int> tokens,  // [T]
             int batch,

@@ -75,6 +75,7 @@ CpuBackend::CpuBackend(const Model& model, const BackendOptions& opts) : model_(
             context_, need / GiB, avail / GiB);
     }
     cache_ = std::make_unique<PagedKvCache>(shape);
+    set_attention(opts.attention, opts.collect_recall);
 
     if (opts.threads > 0) {
         own_pool_ = std::make_unique<ThreadPool>(opts.threads);
@@ -102,6 +103,47 @@ CpuBackend::CpuBackend(const Model& model, const BackendOptions& opts) : model_(
         }
     }
     final_norm_ = to_f32(w.final_norm);
+}
+
+void CpuBackend::set_attention(const AttentionPolicy& policy, bool collect_recall) {
+    const int P = cache_->shape().page_size;
+    AttentionPolicy p = policy;
+    // Full attention does not depend on the page size: it follows the cache's.
+    if (p.kind == PolicyKind::Full) p.page_size = P;
+    validate_policy(p);
+    if (p.page_size != P) {
+        throw Error("attention policy page size {} differs from the KV cache's {}", p.page_size, P);
+    }
+    policy_ = p;
+    collect_recall_ = collect_recall;
+}
+
+void CpuBackend::copy_sequence(const Sequence& src, Sequence& dst) {
+    if (&src == &dst) return;
+    cache_->release(dst);
+    cache_->reserve(dst, src.n_tokens);
+    const KvCacheShape& sh = cache_->shape();
+    const size_t D = static_cast<size_t>(sh.head_dim);
+    const PagedKvCache& from_cache = *cache_;
+    for (int l = 0; l < sh.n_layers; ++l) {
+        for (size_t j = 0; j < dst.pages.size(); ++j) {
+            const int from = src.pages[j], to = dst.pages[j];
+            // Only the written slots: the rest of a partial page was never initialised.
+            const size_t slots = static_cast<size_t>(
+                std::min(sh.page_size, src.n_tokens - static_cast<int>(j) * sh.page_size));
+            for (int h = 0; h < sh.n_kv_heads; ++h) {
+                std::copy_n(from_cache.k(l, from, h), slots * D, cache_->k(l, to, h));  // [slots][D]
+                std::copy_n(from_cache.v(l, from, h), slots * D, cache_->v(l, to, h));  // [slots][D]
+                const PageMetaView a = from_cache.meta(l, from, h);
+                const PageMetaView b = cache_->meta(l, to, h);
+                std::copy_n(a.kmin, D, b.kmin);
+                std::copy_n(a.kmax, D, b.kmax);
+                std::copy_n(a.ksum, D, b.ksum);
+                *b.count = *a.count;
+            }
+        }
+    }
+    dst.n_tokens = src.n_tokens;
 }
 
 void CpuBackend::ensure_scratch(int T) {
@@ -140,7 +182,6 @@ void CpuBackend::attention_block(int layer, const Sequence& seq, int pos0, int T
     const LayerWeights& w = model_.weights.layers[layer];
     const SmallWeights& s = layers_[layer];
     const int H = cfg_.hidden_size, D = cfg_.head_dim, Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads;
-    const int G = cfg_.group_size();
     const float eps = static_cast<float>(cfg_.rms_norm_eps);
 
     rmsnorm(x_.data(), T, H, s.attn_norm.data(), eps, xn_.data());
@@ -159,9 +200,22 @@ void CpuBackend::attention_block(int layer, const Sequence& seq, int pos0, int T
     for (int t = 0; t < T; ++t)
         cache_->append(layer, seq, pos0 + t, k_.data() + t * kv_dim, v_.data() + t * kv_dim);
 
-    // Tasks: (block of kQueryBlock consecutive query tokens, kv head). A block reads each page once for
-    // its kQueryBlock x G query rows; decode (T = 1) is one task per kv head.
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    if (T == 1 && policy_.kind != PolicyKind::Full) {
+        sparse_decode_attention(layer, seq, pos0 + 1, scale);
+    } else {
+        causal_attention(layer, seq, pos0, T, scale);
+    }
+
+    matmul(*pool_, att_.data(), T, w.wo, nullptr, proj_.data());
+    const size_t n = static_cast<size_t>(T) * H;
+    for (size_t i = 0; i < n; ++i) x_[i] += proj_[i];
+}
+
+void CpuBackend::causal_attention(int layer, const Sequence& seq, int pos0, int T, float scale) {
+    const int D = cfg_.head_dim, Hkv = cfg_.n_kv_heads, G = cfg_.group_size();
+    // Tasks: (block of kQueryBlock consecutive query tokens, kv head). A block reads each page once for
+    // its kQueryBlock x G query rows; full-attention decode (T = 1) is one task per kv head.
     const size_t q_dim = cfg_.q_dim();
     const int n_blocks = (T + kQueryBlock - 1) / kQueryBlock;
     const size_t n_tasks = static_cast<size_t>(n_blocks) * Hkv;
@@ -183,10 +237,81 @@ void CpuBackend::attention_block(int layer, const Sequence& seq, int pos0, int T
             attend_causal(*cache_, blk, q_.data() + off, G, att_.data() + off);
         }
     });
+}
 
-    matmul(*pool_, att_.data(), T, w.wo, nullptr, proj_.data());
-    const size_t n = static_cast<size_t>(T) * H;
-    for (size_t i = 0; i < n; ++i) x_[i] += proj_[i];
+void CpuBackend::sparse_decode_attention(int layer, const Sequence& seq, int n_tokens, float scale) {
+    const int D = cfg_.head_dim, Hkv = cfg_.n_kv_heads, G = cfg_.group_size();
+    const int P = cache_->shape().page_size;
+    const size_t n_pages = static_cast<size_t>((n_tokens + P - 1) / P);
+    const std::span<const int> table(seq.pages.data(), n_pages);
+    const PagedKvCache& cache = *cache_;
+    std::vector<double> attended(static_cast<size_t>(Hkv)), recall(static_cast<size_t>(Hkv));  // [Hkv]
+    pool_->parallel_for(static_cast<size_t>(Hkv), 1, [&](size_t b, size_t e) {
+        std::vector<PageMeta> meta(n_pages);      // [n_pages]
+        std::vector<const float*> keys(n_pages);  // [n_pages] -> [P][D], for the oracle
+        for (size_t kvh = b; kvh < e; ++kvh) {
+            const int h = static_cast<int>(kvh);
+            for (size_t j = 0; j < n_pages; ++j) {
+                const PageMetaView m = cache.meta(layer, table[j], h);
+                meta[j] = {m.kmin, m.kmax, m.ksum, *m.count};
+                keys[j] = cache.k(layer, table[j], h);
+            }
+            const float* q = q_.data() + kvh * static_cast<size_t>(G) * D;  // [G][D] the group's heads
+            float* out = att_.data() + kvh * static_cast<size_t>(G) * D;    // [G][D]
+            SelectInput in;
+            in.q = q;
+            in.group_size = G;
+            in.head_dim = D;
+            in.page_size = P;
+            in.n_tokens = n_tokens;
+            in.meta = meta;
+            in.keys = keys;
+            const GroupSelection sel = select_tokens(policy_, layer, in);
+            if (sel.dense) {
+                // The rows and arithmetic of full-attention decode (attend_causal of one token), so a
+                // dense step gives full attention's bits.
+                PageListAttention a;
+                a.layer = layer;
+                a.kv_head = h;
+                a.pages = table;
+                a.last_page_tokens = (n_tokens - 1) % P + 1;
+                a.scale = scale;
+                attend_pages(cache, a, q, G, out);
+                attended[kvh] = n_tokens;
+                recall[kvh] = 1.0;
+                continue;
+            }
+            // Shared selection: one call for the G heads; per-head: one call per head (same arithmetic).
+            const int calls = static_cast<int>(sel.heads.size()), heads_per_call = G / calls;
+            double tokens = 0, rec = 0;
+            for (int c = 0; c < calls; ++c) {
+                const HeadSelection& hs = sel.heads[static_cast<size_t>(c)];
+                SpanAttention a;
+                a.layer = layer;
+                a.kv_head = h;
+                a.block_table = table;
+                a.spans = hs.spans;
+                a.scale = scale;
+                const size_t off = static_cast<size_t>(c) * heads_per_call * D;
+                attend_spans(cache, a, q + off, heads_per_call, out + off);
+                tokens += static_cast<double>(hs.tokens()) * heads_per_call;
+                if (!collect_recall_) continue;
+                for (int g = 0; g < heads_per_call; ++g) {
+                    rec += attention_recall(cache, layer, h, table, n_tokens, hs.spans, scale,
+                                            q + off + static_cast<size_t>(g) * D);
+                }
+            }
+            attended[kvh] = tokens / G;
+            recall[kvh] = rec / G;
+        }
+    });
+    double a_sum = 0, r_sum = 0;
+    for (int h = 0; h < Hkv; ++h) {
+        a_sum += attended[static_cast<size_t>(h)];
+        r_sum += recall[static_cast<size_t>(h)];
+    }
+    layer_attended_[static_cast<size_t>(layer)] = a_sum / Hkv;
+    layer_recall_[static_cast<size_t>(layer)] = r_sum / Hkv;
 }
 
 void CpuBackend::mlp_block(int layer, int T) {
@@ -223,6 +348,9 @@ void CpuBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode 
     for (int t = 0; t < T; ++t)
         convert_to_f32(embed.data, embed.dtype, static_cast<size_t>(tokens[t]) * H, H, x_.data() + t * H);
     rope_tables(pos0, T);
+    // Dense until the sparse path says otherwise: every cached token, recall 1.
+    layer_attended_.assign(static_cast<size_t>(cfg_.n_layers), static_cast<double>(pos0 + 1));
+    layer_recall_.assign(static_cast<size_t>(cfg_.n_layers), 1.0);
     for (int l = 0; l < cfg_.n_layers; ++l) {
         attention_block(l, seq, pos0, T);
         mlp_block(l, T);
@@ -234,7 +362,17 @@ void CpuBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode 
     rmsnorm(x_.data() + static_cast<size_t>(first) * H, rows, H, final_norm_.data(),
             static_cast<float>(cfg_.rms_norm_eps), xn_.data());
     matmul(*pool_, xn_.data(), rows, model_.weights.lm_head, nullptr, logits.data());
-    stats_.attended_tokens = pos0 + (T + 1) / 2.0;  // mean of pos + 1 over the chunk
+    stats_.recall.clear();
+    stats_.attended_per_layer.clear();
+    if (T > 1) {
+        stats_.attended_tokens = pos0 + (T + 1) / 2.0;  // mean of pos + 1 over the chunk (dense prefill)
+        return;
+    }
+    double sum = 0;
+    for (double a : layer_attended_) sum += a;
+    stats_.attended_tokens = sum / cfg_.n_layers;
+    stats_.attended_per_layer = layer_attended_;
+    if (collect_recall_) stats_.recall = layer_recall_;
 }
 
 }  // namespace dsa

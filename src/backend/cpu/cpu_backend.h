@@ -1,6 +1,8 @@
 #pragma once
 // The CPU reference backend: the whole forward pass in fp32 from the stored weight dtype, over an fp32
 // paged KV cache, multi-threaded over output rows (matmuls) and over (token, kv head) pairs (attention).
+// A forward() of one token is a decode step: its attention goes through the attention policy (select per
+// KV head, attend the selection). Chunks of two or more tokens are prefill: dense causal attention.
 #include <memory>
 #include <vector>
 
@@ -23,6 +25,8 @@ public:
                  std::span<float> logits) override;
     void release(Sequence& seq) override { cache_->release(seq); }
     ForwardStats last_stats() const override { return stats_; }
+    void set_attention(const AttentionPolicy& policy, bool collect_recall) override;
+    void copy_sequence(const Sequence& src, Sequence& dst) override;
 
     const PagedKvCache& cache() const { return *cache_; }
     const RopeTable& rope() const { return rope_; }
@@ -38,6 +42,11 @@ private:
     void ensure_scratch(int T);
     void rope_tables(int pos0, int T);
     void attention_block(int layer, const Sequence& seq, int pos0, int T);
+    // Dense causal attention of the chunk's T query tokens (prefill, and full-attention decode).
+    void causal_attention(int layer, const Sequence& seq, int pos0, int T, float scale);
+    // Decode attention of one token under the sparse policy: select per KV head, attend the selection,
+    // record the layer's attended tokens and recall. n_tokens: cached tokens, the new one included.
+    void sparse_decode_attention(int layer, const Sequence& seq, int n_tokens, float scale);
     void mlp_block(int layer, int T);
 
     const Model& model_;
@@ -50,6 +59,10 @@ private:
     std::vector<SmallWeights> layers_;
     std::vector<float> final_norm_;  // [hidden]
     ForwardStats stats_;
+    AttentionPolicy policy_;
+    bool collect_recall_ = false;
+    std::vector<double> layer_attended_;  // [n_layers] tokens attended per query head this step
+    std::vector<double> layer_recall_;    // [n_layers] attention recall this step, mean over query heads
 
     // Scratch for the largest chunk seen so far (grown on demand, never per token in decode).
     int max_T_ = 0;

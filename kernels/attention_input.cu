@@ -1,0 +1,123 @@
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "kernels/attention_input.h"
+#include "kernels/common.cuh"
+#include "kernels/launch.cuh"
+#include "kernels/rope.cuh"
+
+namespace dsa::cuda {
+
+namespace {
+
+constexpr int kMaxPairsPerLane = 4;  // head_dim <= 256: 128 rotation pairs over 32 lanes
+constexpr int kWarpsPerBlock = 4;
+
+// Warp w handles item (token t, head h): h < n_heads is a query head, otherwise KV head h - n_heads (k and
+// v). Lane l owns the rotation pairs (i, i + D/2) for i = l, l + 32, ...: every load and store is coalesced.
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(AttentionInputParams p) {
+    pdl_begin();
+    const int lane = threadIdx.x % 32;
+    const int item = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
+    const int heads = p.n_heads + p.n_kv_heads;
+    if (item >= p.n_tokens * heads) return;
+    const int t = item / heads, h = item % heads;
+    const bool is_q = h < p.n_heads;
+    const int D = p.head_dim, half = D / 2;
+    const int row = (p.n_heads + 2 * p.n_kv_heads) * D;
+    const float* src = p.qkv + static_cast<size_t>(t) * row + static_cast<size_t>(h) * D;
+    const float* bias = p.bias ? p.bias + static_cast<size_t>(h) * D : nullptr;
+
+    float x0[kMaxPairsPerLane], x1[kMaxPairsPerLane];
+    float ss = 0.0f;
+#pragma unroll
+    for (int u = 0; u < kMaxPairsPerLane; ++u) {
+        const int i = lane + 32 * u;
+        x0[u] = x1[u] = 0.0f;
+        if (i < half) {
+            x0[u] = src[i] + (bias ? bias[i] : 0.0f);
+            x1[u] = src[i + half] + (bias ? bias[i + half] : 0.0f);
+            ss += x0[u] * x0[u] + x1[u] * x1[u];
+        }
+    }
+    const float* norm_w = is_q ? p.q_norm : p.k_norm;
+    if (norm_w) {
+        const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(D) + p.norm_eps);
+#pragma unroll
+        for (int u = 0; u < kMaxPairsPerLane; ++u) {
+            const int i = lane + 32 * u;
+            if (i < half) {
+                x0[u] *= inv * norm_w[i];
+                x1[u] *= inv * norm_w[i + half];
+            }
+        }
+    }
+    const int pos = *p.start_pos + t;
+#pragma unroll
+    for (int u = 0; u < kMaxPairsPerLane; ++u) {
+        const int i = lane + 32 * u;
+        if (i < half) rope_rotate(x0[u], x1[u], pos, p.inv_freq[i], p.rope_scaling);
+    }
+
+    bf16* dst;
+    if (is_q) {
+        dst = reinterpret_cast<bf16*>(p.q_out) + (static_cast<size_t>(t) * p.n_heads + h) * D;
+    } else {
+        const int kvh = h - p.n_heads;
+        const int page = p.block_table[pos / p.page_size];
+        const size_t off =
+            ((static_cast<size_t>(page) * p.n_kv_heads + kvh) * p.page_size + pos % p.page_size) * D;
+        dst = reinterpret_cast<bf16*>(p.k_pool) + off;
+        // V: bias only, no norm, no rotation.
+        const float* vsrc = src + static_cast<size_t>(p.n_kv_heads) * D;
+        const float* vbias = bias ? bias + static_cast<size_t>(p.n_kv_heads) * D : nullptr;
+        bf16* vdst = reinterpret_cast<bf16*>(p.v_pool) + off;
+        for (int i = lane; i < D; i += 32) vdst[i] = __float2bfloat16_rn(vsrc[i] + (vbias ? vbias[i] : 0.0f));
+    }
+#pragma unroll
+    for (int u = 0; u < kMaxPairsPerLane; ++u) {
+        const int i = lane + 32 * u;
+        if (i < half) {
+            dst[i] = __float2bfloat16_rn(x0[u]);
+            dst[i + half] = __float2bfloat16_rn(x1[u]);
+        }
+    }
+    if (is_q || p.kmin == nullptr) return;
+    // One token: the metadata update of kv_metadata.h for slot `slot` alone, from the rounded keys.
+    const int kvh = h - p.n_heads, slot = pos % p.page_size;
+    const size_t mi = static_cast<size_t>(p.block_table[pos / p.page_size]) * p.n_kv_heads + kvh;
+    auto update = [&](int i, float key) {
+        const float v = __bfloat162float(__float2bfloat16_rn(key));
+        const size_t j = mi * D + i;
+        p.kmin[j] = slot == 0 ? v : fminf(p.kmin[j], v);
+        p.kmax[j] = slot == 0 ? v : fmaxf(p.kmax[j], v);
+        p.ksum[j] = slot == 0 ? v : p.ksum[j] + v;
+    };
+#pragma unroll
+    for (int u = 0; u < kMaxPairsPerLane; ++u) {
+        const int i = lane + 32 * u;
+        if (i < half) {
+            update(i, x0[u]);
+            update(i + half, x1[u]);
+        }
+    }
+    if (lane == 0) p.count[mi] = slot + 1;
+}
+
+}  // namespace
+
+void attention_input(const AttentionInputParams& p, cudaStream_t stream) {
+    if (p.head_dim % 2 != 0 || p.head_dim > 2 * 32 * kMaxPairsPerLane)
+        throw_error("CUDA attention input: head_dim " + std::to_string(p.head_dim) +
+                    " is not supported (even, at most 256)");
+    if (p.kmin != nullptr && p.n_tokens != 1)
+        throw_error("CUDA attention input: page metadata is updated here for one token only, got " +
+                    std::to_string(p.n_tokens));
+    const int items = p.n_tokens * (p.n_heads + p.n_kv_heads);
+    if (items == 0) return;
+    launch_kernel(attention_input_kernel, dim3((items + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                  dim3(kWarpsPerBlock * 32), 0, stream, p);
+    CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace dsa::cuda

@@ -1,0 +1,373 @@
+#include <algorithm>
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "kernels/common.cuh"
+#include "kernels/decode_attention.h"
+#include "kernels/head_dim_dispatch.cuh"
+#include "kernels/launch.cuh"
+#include "kernels/mma.cuh"
+
+namespace dsa::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kStages = 3;  // tiles in flight per warp: 2 loading while 1 is computed
+constexpr int kTile = 16;   // tokens per tile: one mma n=16 (two n8 tiles) of scores
+// List entries of a split staged in shared memory up front (one coalesced read), so issuing a tile's copy
+// never waits on a dependent load of its page id; a split with more entries reads the rest from global.
+constexpr int kStagedEntries = 512;
+
+constexpr int kMaxFusedSplits = 256;  // the fused merge keeps [16 heads][splits] weights in shared memory
+
+template <int D>
+constexpr size_t decode_smem_bytes() {
+    const size_t pipeline = size_t{kWarps} * kStages * 2 * kTile * smem_stride<D>() * sizeof(bf16);
+    const size_t warp_merge = size_t{kWarps} * 16 * D * sizeof(float) + 2 * kWarps * 16 * sizeof(float);
+    const size_t split_merge = size_t{16} * kMaxFusedSplits * sizeof(float);
+    return std::max({pipeline, warp_merge, split_merge});
+}
+
+__device__ __forceinline__ void store_one(void* out, DType dt, size_t i, float v) {
+    switch (dt) {
+        case DType::BF16:
+            static_cast<bf16*>(out)[i] = __float2bfloat16_rn(v);
+            break;
+        case DType::F16:
+            static_cast<__half*>(out)[i] = __float2half_rn(v);
+            break;
+        case DType::F32:
+            static_cast<float*>(out)[i] = v;
+            break;
+    }
+}
+
+// The last CTA of a (sequence, KV head, head chunk) to finish merges the active splits' partials
+// (log-sum-exp weights, then the weighted sum of the normalised outputs) into p.out, and resets the
+// group's counter for the next launch. Partials of other CTAs are read with ld.global.cg (L2), since L1 is
+// not coherent across multiprocessors.
+template <int D>
+__device__ void merge_splits(const DecodeAttentionParams& p, float* sw, size_t out_row0, int rows,
+                             int n_active) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int r = warp; r < rows; r += kWarps) {
+        const float* lse = p.lse_part + (out_row0 + r) * p.n_split;
+        float m = -INFINITY;
+        for (int s = lane; s < n_active; s += 32) m = fmaxf(m, __ldcg(lse + s));
+        m = warp_max(m);
+        float den = 0.0f;
+        for (int s = lane; s < n_active; s += 32) {
+            const float l = __ldcg(lse + s);
+            const float w = l == -INFINITY ? 0.0f : exp2f(l - m);
+            sw[r * n_active + s] = w;
+            den += w;
+        }
+        den = warp_sum(den);
+        const float inv = den > 0.0f ? 1.0f / den : 0.0f;
+        for (int s = lane; s < n_active; s += 32) sw[r * n_active + s] *= inv;
+    }
+    __syncthreads();
+    // Thread t owns 4 consecutive dims of a row; the loads over splits are independent and 16 deep, so the
+    // merge costs a few L2 round trips, not one per split.
+    constexpr int kCols = D / 4;
+    for (int idx = threadIdx.x; idx < rows * kCols; idx += blockDim.x) {
+        const int r = idx / kCols, c = idx % kCols;
+        const float4* o = reinterpret_cast<const float4*>(p.o_part + (out_row0 + r) * p.n_split * D) + c;
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 16
+        for (int s = 0; s < n_active; ++s) {
+            const float w = sw[r * n_active + s];
+            const float4 v = __ldcg(o + static_cast<size_t>(s) * kCols);
+            // An all-masked split's o is never written: select, not multiply.
+            acc.x += w > 0.0f ? w * v.x : 0.0f;
+            acc.y += w > 0.0f ? w * v.y : 0.0f;
+            acc.z += w > 0.0f ? w * v.z : 0.0f;
+            acc.w += w > 0.0f ? w * v.w : 0.0f;
+        }
+        const size_t base = (out_row0 + r) * D + 4 * c;
+        store_one(p.out, p.out_dtype, base, acc.x);
+        store_one(p.out, p.out_dtype, base + 1, acc.y);
+        store_one(p.out, p.out_dtype, base + 2, acc.z);
+        store_one(p.out, p.out_dtype, base + 3, acc.w);
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const DecodeAttentionParams p) {
+    pdl_begin();
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    constexpr int S = smem_stride<D>();
+    constexpr int kTileElems = kTile * S;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    bf16* wsmem = reinterpret_cast<bf16*>(smem_raw) + warp * kStages * 2 * kTileElems;
+
+    const int G = p.n_heads / p.n_kv_heads;
+    const int head_chunks = (G + 15) / 16;
+    const int split = blockIdx.x, kvh = blockIdx.y / head_chunks, hc = blockIdx.y % head_chunks,
+              s = blockIdx.z;
+    const int rows = min(16, G - hc * 16);
+    const size_t out_row0 = static_cast<size_t>(s) * p.n_heads + kvh * G + hc * 16;
+    const int P = p.page_size, tpp = P / kTile;
+    const int L = p.seq_len[s];
+    const size_t list_off = s * p.list_seq_stride + kvh * p.list_head_stride;
+    const int32_t* list = p.page_lists + list_off;
+    const int32_t* ranges = p.slot_ranges ? p.slot_ranges + list_off : nullptr;
+    const int n_entries = p.list_len ? p.list_len[s * p.n_kv_heads + kvh] : (L + P - 1) / P;
+    const int last_hi = L - (L - 1) / P * P;
+    const int n_tiles = n_entries * tpp;
+    const int tps = max(p.min_tiles_per_split, (n_tiles + p.n_split - 1) / p.n_split);
+    const int t_begin = split * tps, t_end = min(n_tiles, t_begin + tps);
+    if (t_begin >= t_end) {
+        if (threadIdx.x < rows) p.lse_part[(out_row0 + threadIdx.x) * p.n_split + split] = -INFINITY;
+        return;
+    }
+
+    __shared__ int32_t s_page[kStagedEntries];
+    __shared__ int32_t s_range[kStagedEntries];
+    const int e_first = t_begin / tpp;
+    const int n_staged = min(kStagedEntries, (t_end - 1) / tpp + 1 - e_first);
+    for (int i = threadIdx.x; i < n_staged; i += blockDim.x) {
+        s_page[i] = list[e_first + i];
+        if (ranges) s_range[i] = ranges[e_first + i];
+    }
+    __syncthreads();
+
+    const bf16* k_pool = reinterpret_cast<const bf16*>(p.k_pool);
+    const bf16* v_pool = reinterpret_cast<const bf16*>(p.v_pool);
+    const int r0 = lane / 4, c0 = 2 * (lane % 4);
+
+    // Q of the group's heads as mma A fragments; rows past G are zeros.
+    uint32_t qa[D / 16][4];
+    {
+        const bf16* q = reinterpret_cast<const bf16*>(p.q) + out_row0 * D;
+        auto ld = [&](int r, int c) -> uint32_t {
+            return r < rows ? *reinterpret_cast<const uint32_t*>(q + static_cast<size_t>(r) * D + c) : 0u;
+        };
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            qa[kk][0] = ld(r0, kk * 16 + c0);
+            qa[kk][1] = ld(r0 + 8, kk * 16 + c0);
+            qa[kk][2] = ld(r0, kk * 16 + c0 + 8);
+            qa[kk][3] = ld(r0 + 8, kk * 16 + c0 + 8);
+        }
+    }
+
+    // Tile t: page entry t / tpp, tokens [sub * 16, sub * 16 + 16) of it; [lo, hi) are the valid rows.
+    auto tile_info = [&](int t, int& page, int& sub, int& lo, int& hi) {
+        const int e = t / tpp;
+        const bool staged = e - e_first < n_staged;
+        sub = t % tpp;
+        page = staged ? s_page[e - e_first] : list[e];
+        int elo = 0, ehi = e == n_entries - 1 ? last_hi : P;
+        if (ranges) {
+            const int r = staged ? s_range[e - e_first] : ranges[e];
+            elo = r & 0xffff;
+            ehi = r >> 16;
+        }
+        lo = max(elo - sub * kTile, 0);
+        hi = min(ehi - sub * kTile, kTile);
+    };
+    auto load_tile = [&](int t, int stage) {
+        int page, sub, lo, hi;
+        tile_info(t, page, sub, lo, hi);
+        const size_t base = ((static_cast<size_t>(page) * p.n_kv_heads + kvh) * P + sub * kTile) * D;
+        bf16* ks = wsmem + stage * 2 * kTileElems;
+        bf16* vs = ks + kTileElems;
+        constexpr int kChunks = kTile * D / 8;  // a multiple of 32 since D is a multiple of 16
+#pragma unroll
+        for (int j = 0; j < kChunks / 32; ++j) {
+            const int i = lane + 32 * j;
+            const int r = i / (D / 8), c = (i % (D / 8)) * 8;
+            const bool valid = r >= lo && r < hi;
+            const size_t g = valid ? base + static_cast<size_t>(r) * D + c : base;
+            cp_async_16(smem_u32(ks + r * S + c), k_pool + g, valid);
+            cp_async_16(smem_u32(vs + r * S + c), v_pool + g, valid);
+        }
+    };
+
+    const int first = t_begin + warp;
+    const int n_mine = first < t_end ? (t_end - first + kWarps - 1) / kWarps : 0;
+#pragma unroll
+    for (int i = 0; i < kStages - 1; ++i) {
+        if (i < n_mine) load_tile(first + i * kWarps, i);
+        cp_async_commit();
+    }
+
+    const float scale_log2 = p.scale * 1.4426950408889634f;
+    const int mat = lane / 8, mrow = lane % 8;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+
+    for (int i = 0; i < n_mine; ++i) {
+        cp_async_wait<kStages - 2>();
+        __syncwarp();
+        const int nx = i + kStages - 1;
+        if (nx < n_mine) load_tile(first + nx * kWarps, nx % kStages);
+        cp_async_commit();
+
+        int page, sub, lo, hi;
+        tile_info(first + i * kWarps, page, sub, lo, hi);
+        const bf16* ks = wsmem + (i % kStages) * 2 * kTileElems;
+        const bf16* vs = ks + kTileElems;
+
+        // S = Q K^T: [16 heads][16 tokens] as two n8 tiles.
+        float sc[2][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            uint32_t b[4];
+            ldmatrix_x4(b, smem_u32(ks + ((mat >> 1) * 8 + mrow) * S + (2 * kk + (mat & 1)) * 8));
+            mma_bf16_16816(sc[0], qa[kk], b[0], b[1]);
+            mma_bf16_16816(sc[1], qa[kk], b[2], b[3]);
+        }
+        // Online softmax in base 2; each row is spread over the 4 lanes of a quad.
+        float mx[2] = {m[0], m[1]};
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int col = j * 8 + c0 + (e & 1);
+                const float v = (col >= lo && col < hi) ? sc[j][e] * scale_log2 : -INFINITY;
+                sc[j][e] = v;
+                mx[e >> 1] = fmaxf(mx[e >> 1], v);
+            }
+        }
+        float base[2], alpha[2], rs[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            base[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // a row with nothing valid yet stays at zero weight
+            alpha[r] = fast_exp2(m[r] - base[r]);
+            m[r] = mx[r];
+        }
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                sc[j][e] = fast_exp2(sc[j][e] - base[e >> 1]);
+                rs[e >> 1] += sc[j][e];
+            }
+        }
+        l[0] = l[0] * alpha[0] + rs[0];
+        l[1] = l[1] * alpha[1] + rs[1];
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+            o[n][0] *= alpha[0];
+            o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1];
+            o[n][3] *= alpha[1];
+        }
+        // O += P V; P's accumulator layout is the A fragment of a k=16 mma.
+        const uint32_t pa[4] = {pack_bf16x2(sc[0][0], sc[0][1]), pack_bf16x2(sc[0][2], sc[0][3]),
+                                pack_bf16x2(sc[1][0], sc[1][1]), pack_bf16x2(sc[1][2], sc[1][3])};
+#pragma unroll
+        for (int n2 = 0; n2 < D / 16; ++n2) {
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, smem_u32(vs + ((mat & 1) * 8 + mrow) * S + (2 * n2 + (mat >> 1)) * 8));
+            mma_bf16_16816(o[2 * n2], pa, b[0], b[1]);
+            mma_bf16_16816(o[2 * n2 + 1], pa, b[2], b[3]);
+        }
+    }
+    cp_async_wait<0>();
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    }
+
+    // Merge the warps: each leaves (m, l, unnormalised O) for its rows in shared memory.
+    __syncthreads();
+    float* so = reinterpret_cast<float*>(smem_raw);  // [kWarps][16][D]
+    float* sm = so + kWarps * 16 * D;                // [kWarps][16]
+    float* sl = sm + kWarps * 16;                    // [kWarps][16]
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+        float* row_a = so + (warp * 16 + r0) * D + n * 8 + c0;
+        float* row_b = row_a + 8 * D;
+        row_a[0] = o[n][0];
+        row_a[1] = o[n][1];
+        row_b[0] = o[n][2];
+        row_b[1] = o[n][3];
+    }
+    if (lane % 4 == 0) {
+        sm[warp * 16 + r0] = m[0];
+        sm[warp * 16 + r0 + 8] = m[1];
+        sl[warp * 16 + r0] = l[0];
+        sl[warp * 16 + r0 + 8] = l[1];
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < rows * D; idx += blockDim.x) {
+        const int r = idx / D, d = idx % D;
+        float mm = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, sm[w * 16 + r]);
+        const size_t out = (out_row0 + r) * p.n_split + split;
+        if (mm == -INFINITY) {  // no valid token in this split for this row
+            if (d == 0) p.lse_part[out] = -INFINITY;
+            continue;
+        }
+        float num = 0.0f, den = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) {
+            const float mw = sm[w * 16 + r];
+            if (mw == -INFINITY) continue;
+            const float wt = exp2f(mw - mm);
+            num += wt * so[(w * 16 + r) * D + d];
+            den += wt * sl[w * 16 + r];
+        }
+        p.o_part[out * D + d] = num / den;
+        if (d == 0) p.lse_part[out] = mm + log2f(den);
+    }
+    if (p.out == nullptr) return;
+
+    __shared__ int s_last;
+    __threadfence();  // this CTA's partials are visible device-wide before it is counted
+    __syncthreads();
+    const int n_active = (n_tiles + tps - 1) / tps;
+    int* counter = p.counters + (static_cast<size_t>(s) * p.n_kv_heads + kvh) * head_chunks + hc;
+    if (threadIdx.x == 0) {
+        s_last = atomicAdd(counter, 1) == n_active - 1;
+        if (s_last) *counter = 0;  // every active CTA has arrived: ready for the next launch
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    merge_splits<D>(p, reinterpret_cast<float*>(smem_raw), out_row0, rows, n_active);
+}
+
+}  // namespace
+
+int decode_attention_splits(int n_seq, int n_heads, int n_kv_heads, int sm_count) {
+    const int head_chunks = (n_heads / n_kv_heads + 15) / 16;
+    const int groups = std::max(1, n_seq * n_kv_heads * head_chunks);
+    return std::clamp((2 * sm_count + groups - 1) / groups, 1, kMaxFusedSplits);
+}
+
+void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
+    if (p.n_seq == 0) return;
+    if (p.out != nullptr && (p.counters == nullptr || p.n_split > kMaxFusedSplits))
+        throw_error("CUDA decode attention: the fused merge needs counters and at most " +
+                    std::to_string(kMaxFusedSplits) + " splits, got " + std::to_string(p.n_split));
+    if (p.page_size % kTile != 0)
+        throw_error("CUDA decode attention: page size " + std::to_string(p.page_size) +
+                    " is not a multiple of 16");
+    const int head_chunks = (p.n_heads / p.n_kv_heads + 15) / 16;
+    const dim3 grid(p.n_split, p.n_kv_heads * head_chunks, p.n_seq);
+    DSA_DISPATCH_HEAD_DIM(p.head_dim, {
+        constexpr size_t smem = decode_smem_bytes<D>();
+        static const bool attr_set = [] {  // once per head dim, outside any later graph capture
+            CUDA_CHECK(cudaFuncSetAttribute(decode_attention_kernel<D>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(smem)));
+            return true;
+        }();
+        (void)attr_set;
+        launch_kernel(decode_attention_kernel<D>, grid, dim3(kWarps * 32), smem, stream, p);
+    });
+    CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace dsa::cuda

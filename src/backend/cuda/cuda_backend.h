@@ -1,0 +1,49 @@
+#pragma once
+// The CUDA backend: the whole dense model on one GPU.
+//   prefill: chunks of up to max_chunk tokens; cuBLAS GEMMs, causal flash attention over the paged cache.
+//   decode (one token): GEMV kernels, split-KV GQA decode attention, captured once as a CUDA graph and
+//   replayed every step (step inputs live in device memory; the only host sync is for the result).
+// Weights stay in their stored dtype (see device_weights.h); the KV cache is bf16 with fp32 page metadata.
+#include <memory>
+#include <span>
+#include <string>
+
+#include "engine/backend.h"
+
+namespace dsa {
+
+class CudaBackend final : public Backend {
+public:
+    // Throws dsa::Error without a device, when the weights and the KV cache for opts.context tokens do not
+    // fit in device memory (context 0: the model's maximum, capped by free memory), or for a sparse
+    // attention policy (only full attention runs on the GPU so far).
+    CudaBackend(const Model& model, const BackendOptions& opts);
+    ~CudaBackend() override;
+
+    std::string name() const override { return "cuda"; }
+    const Model& model() const override;
+    int context_capacity() const override;
+    void forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,
+                 std::span<float> logits) override;
+    void release(Sequence& seq) override;
+    ForwardStats last_stats() const override;
+    DType kv_dtype() const override { return DType::BF16; }
+    // One 4 GiB device-to-device copy, median of 10 after 2 warm-ups, counting bytes read + written.
+    double measure_bandwidth_gbs() override;
+
+    // One decode step that keeps the logits on the device: runs `token`, returns the argmax of its logits
+    // (greedy sampling; ties to the lower id). Copies 4 bytes to the host instead of vocab * 4.
+    int forward_greedy(Sequence& seq, int token);
+
+    // Decode steps replay a CUDA graph (default on; off runs the same kernels one by one, for comparison).
+    void set_use_graphs(bool on);
+    // Device bytes of the weights as uploaded, and of the KV cache (K/V + metadata), for reports.
+    size_t weight_bytes() const;
+    size_t kv_cache_bytes() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dsa

@@ -1,0 +1,374 @@
+// Benchmarks of the CUDA backend on the device machine (a program, never a test):
+//   cuda_bench copy                         device-to-device copy bandwidth (the memory ceiling)
+//   cuda_bench attn  [--ctx 4096,32768,131072]
+//       full decode attention of all 32 layers of Llama-3.1-8B (32 query / 8 KV heads, d 128, P 16) over
+//       random bf16 K/V, replayed as one CUDA graph per step; ms per step and TB/s over the K/V bytes
+//   cuda_bench gemv                         batch-1 projections of Llama-3.1-8B: GEMV variants and cuBLAS
+//   cuda_bench prefill-attn [--ctx 32768]   one layer of causal prefill attention (32/8 heads, d 128)
+//   cuda_bench model [--shape models/shapes/llama-3.1-8b.json] [--prefill 32768] [--depth 4096] [--steps 128]
+//       random-weight model: prefill tok/s of one prompt, then greedy decode tok/s at a context depth,
+//       with and without the decode CUDA graph
+// Times are medians of repetitions after warm-up, with device events (attn, copy) or the host clock around
+// calls that end in a stream sync (model).
+#include <cuda_runtime_api.h>
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_buffer.h"
+#include "backend/cuda/linear.h"
+#include "kernels/attention_merge.h"
+#include "kernels/decode_attention.h"
+#include "kernels/gemv.h"
+#include "kernels/launch.h"
+#include "kernels/prefill_attention.h"
+#include "model/random_weights.h"
+#include "util/dtype.h"
+#include "util/timer.h"
+
+using namespace dsa;
+
+namespace {
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+// Fills a device buffer with random bf16 values: 64 MiB drawn on the host, replicated on the device.
+void fill_random_bf16(void* dst, size_t bytes, uint32_t seed) {
+    const size_t chunk = std::min(bytes, size_t{64} << 20);
+    std::vector<uint16_t> host(chunk / 2);
+    std::mt19937 gen(seed);
+    std::normal_distribution<float> nd;
+    for (auto& h : host) h = f32_to_bf16(nd(gen));
+    CUDA_CHECK(cudaMemcpy(dst, host.data(), chunk, cudaMemcpyHostToDevice));
+    for (size_t off = chunk; off < bytes; off += chunk)
+        CUDA_CHECK(cudaMemcpy(static_cast<char*>(dst) + off, dst, std::min(chunk, bytes - off),
+                              cudaMemcpyDeviceToDevice));
+}
+
+void bench_copy() {
+    const size_t bytes = size_t{4} << 30;
+    cuda::DeviceBuffer a(bytes, "copy source"), b(bytes, "copy destination");
+    fill_random_bf16(a.get(), bytes, 1);
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    std::vector<double> ms;
+    for (int i = 0; i < 12; ++i) {
+        CUDA_CHECK(cudaEventRecord(e0));
+        CUDA_CHECK(cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice));
+        CUDA_CHECK(cudaEventRecord(e1));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        float t;
+        CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+        if (i >= 2) ms.push_back(t);
+    }
+    const double m = median(ms);
+    fmt::print("copy: {:.1f} GiB in {:.3f} ms: {:.2f} TB/s (read + write)\n", bytes / double(1 << 30), m,
+               2.0 * bytes / m / 1e9);
+}
+
+void bench_attention(const std::vector<int>& contexts) {
+    const int L = 32, Hq = 32, Hkv = 8, D = 128, P = 16;
+    int sm_count = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0));
+    const int n_split = cuda::decode_attention_splits(1, Hq, Hkv, sm_count);
+    fmt::print("decode attention, Llama-3.1-8B shapes ({} layers, {}/{} heads, d {}, P {}), {} splits\n", L,
+               Hq, Hkv, D, P, n_split);
+    fmt::print(
+        "| context | ms / step (32 layers) | us / layer | K/V bytes / step | TB/s "
+        "|\n|---|---|---|---|---|\n");
+    for (int ctx : contexts) {
+        const int pages = (ctx + P - 1) / P;
+        const size_t pool = size_t(pages) * Hkv * P * D * 2;  // bytes per layer and tensor
+        std::vector<cuda::DeviceBuffer> k, v;
+        for (int l = 0; l < L; ++l) {
+            k.emplace_back(pool, "bench K");
+            v.emplace_back(pool, "bench V");
+            fill_random_bf16(k.back().get(), pool, 10 + l);
+            fill_random_bf16(v.back().get(), pool, 100 + l);
+        }
+        std::vector<int32_t> table(pages);
+        std::iota(table.begin(), table.end(), 0);
+        std::shuffle(table.begin(), table.end(), std::mt19937(5));  // fragmented placement, as after reuse
+        cuda::DeviceBuffer d_table(table.size() * 4, "table"), d_len(4, "len"), d_q(size_t(Hq) * D * 2, "q");
+        cuda::DeviceBuffer d_o(size_t(Hq) * n_split * D * 4, "o"), d_lse(size_t(Hq) * n_split * 4, "lse");
+        cuda::DeviceBuffer d_out(size_t(Hq) * D * 2, "out"), d_counters(size_t(Hkv) * 4, "counters");
+        CUDA_CHECK(cudaMemset(d_counters.get(), 0, d_counters.bytes()));
+        CUDA_CHECK(cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(d_len.get(), &ctx, 4, cudaMemcpyHostToDevice));
+        fill_random_bf16(d_q.get(), d_q.bytes(), 7);
+        cudaStream_t s;
+        CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+        auto step = [&] {
+            for (int l = 0; l < L; ++l) {
+                cuda::DecodeAttentionParams p;
+                p.q = d_q.as<uint16_t>();
+                p.k_pool = k[l].as<uint16_t>();
+                p.v_pool = v[l].as<uint16_t>();
+                p.page_lists = d_table.as<int32_t>();
+                p.seq_len = d_len.as<int32_t>();
+                p.o_part = d_o.as<float>();
+                p.lse_part = d_lse.as<float>();
+                p.n_seq = 1;
+                p.n_heads = Hq;
+                p.n_kv_heads = Hkv;
+                p.head_dim = D;
+                p.page_size = P;
+                p.n_split = n_split;
+                p.scale = 1.0f / std::sqrt(float(D));
+                p.out = d_out.get();  // merged in the same launch, as the backend runs it
+                p.out_dtype = DType::BF16;
+                p.counters = d_counters.as<int32_t>();
+                cuda::decode_attention(p, s);
+            }
+        };
+        step();  // attributes set outside the capture
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        step();
+        CUDA_CHECK(cudaStreamEndCapture(s, &g));
+        CUDA_CHECK(cudaGraphInstantiate(&ge, g, 0));
+        cudaEvent_t e0, e1;
+        CUDA_CHECK(cudaEventCreate(&e0));
+        CUDA_CHECK(cudaEventCreate(&e1));
+        std::vector<double> ms;
+        for (int i = 0; i < 30; ++i) {
+            CUDA_CHECK(cudaEventRecord(e0, s));
+            CUDA_CHECK(cudaGraphLaunch(ge, s));
+            CUDA_CHECK(cudaEventRecord(e1, s));
+            CUDA_CHECK(cudaEventSynchronize(e1));
+            float t;
+            CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+            if (i >= 5) ms.push_back(t);
+        }
+        const double m = median(ms);
+        const double bytes = 2.0 * L * double(ctx) * Hkv * D * 2;
+        fmt::print("| {} | {:.3f} | {:.1f} | {:.2f} GB | {:.2f} |\n", ctx, m, m * 1000 / L, bytes / 1e9,
+                   bytes / m / 1e9);
+        CUDA_CHECK(cudaGraphExecDestroy(ge));
+        CUDA_CHECK(cudaGraphDestroy(g));
+        CUDA_CHECK(cudaStreamDestroy(s));
+    }
+}
+
+// Median ms of `fn` (which enqueues on `s`) over `reps` event-timed runs after 2 warm-ups.
+template <typename F>
+double time_ms(cudaStream_t s, int reps, F fn) {
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    std::vector<double> ms;
+    for (int i = 0; i < reps + 2; ++i) {
+        CUDA_CHECK(cudaEventRecord(e0, s));
+        fn();
+        CUDA_CHECK(cudaEventRecord(e1, s));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        float t;
+        CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+        if (i >= 2) ms.push_back(t);
+    }
+    CUDA_CHECK(cudaEventDestroy(e0));
+    CUDA_CHECK(cudaEventDestroy(e1));
+    return median(ms);
+}
+
+void bench_gemv() {
+    const std::vector<std::pair<int, int>> shapes = {
+        {6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}, {128256, 4096}};
+    cudaStream_t s;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    cuda::Linear cublas(s);
+    fmt::print(
+        "batch-1 projections (bf16 weights, fp32 out), TB/s over weight bytes; each call reads another "
+        "copy\n");
+    fmt::print(
+        "GEMV variants (rows per warp, loads in flight per row, blocks per SM): v0 (2,4,3), v1 (2,4,1), "
+        "v2 (1,4,4), v3 (2,2,4)\n");
+    fmt::print("| n x k | MB | v0 | v1 | v2 | v3 | cuBLAS |\n|---|---|---|---|---|---|---|\n");
+    for (auto [n, k] : shapes) {
+        const size_t bytes = size_t(n) * k * 2;
+        const int copies = static_cast<int>(std::max<size_t>(1, (size_t{512} << 20) / bytes + 1));
+        cuda::DeviceBuffer w(bytes * copies, "gemv weights"), x(size_t(k) * 2, "x"), y(size_t(n) * 4, "y");
+        fill_random_bf16(w.get(), w.bytes(), 3);
+        fill_random_bf16(x.get(), x.bytes(), 4);
+        std::string row = fmt::format("| {} x {} | {:.0f} |", n, k, bytes / 1e6);
+        for (int variant = 0; variant <= cuda::gemv_variants; ++variant) {
+            const double m = time_ms(s, 10, [&] {
+                for (int c = 0; c < copies; ++c) {
+                    const void* wc = static_cast<const char*>(w.get()) + bytes * c;
+                    if (variant < cuda::gemv_variants)
+                        cuda::gemv(wc, x.get(), DType::BF16, y.as<float>(), n, k, 0.0f, s, variant);
+                    else
+                        cublas(x.get(), wc, DType::BF16, y.as<float>(), 2, n, k,
+                               0.0f);  // m=2 keeps it in cuBLAS
+                }
+            });
+            row += fmt::format(" {:.2f} |", bytes * double(copies) / m / 1e9);
+        }
+        fmt::print("{}\n", row);
+    }
+    CUDA_CHECK(cudaStreamDestroy(s));
+}
+
+void bench_prefill_attention(int ctx) {
+    const int Hq = 32, Hkv = 8, D = 128, P = 16;
+    const int pages = (ctx + P - 1) / P;
+    const size_t pool = size_t(pages) * Hkv * P * D * 2;
+    cuda::DeviceBuffer k(pool, "K"), v(pool, "V"), q(size_t(ctx) * Hq * D * 2, "q"),
+        out(size_t(ctx) * Hq * D * 2, "out");
+    fill_random_bf16(k.get(), pool, 1);
+    fill_random_bf16(v.get(), pool, 2);
+    fill_random_bf16(q.get(), q.bytes(), 3);
+    std::vector<int32_t> table(pages);
+    std::iota(table.begin(), table.end(), 0);
+    std::shuffle(table.begin(), table.end(), std::mt19937(5));
+    const int32_t qs[2] = {0, ctx}, ps[1] = {0};
+    cuda::DeviceBuffer d_table(table.size() * 4, "table"), d_qs(8, "qs"), d_ps(4, "ps");
+    CUDA_CHECK(cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d_qs.get(), qs, 8, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d_ps.get(), ps, 4, cudaMemcpyHostToDevice));
+    cudaStream_t s;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    const double flops = 4.0 * Hq * D * double(ctx) * (ctx + 1) / 2;  // causal: QK^T and PV
+    fmt::print("prefill attention, one layer, {} tokens causal, 32/8 heads, d 128, P 16: {:.2f} TFLOP\n", ctx,
+               flops / 1e12);
+    fmt::print("| variant | ms | TFLOP/s |\n|---|---|---|\n");
+    for (int variant = 0; variant < 4; ++variant) {
+        cuda::PrefillAttentionParams p;
+        p.q = q.as<uint16_t>();
+        p.k_pool = k.as<uint16_t>();
+        p.v_pool = v.as<uint16_t>();
+        p.block_tables = d_table.as<int32_t>();
+        p.block_table_stride = pages;
+        p.q_start = d_qs.as<int32_t>();
+        p.pos_start = d_ps.as<int32_t>();
+        p.out = out.get();
+        p.out_dtype = DType::BF16;
+        p.n_seq = 1;
+        p.n_heads = Hq;
+        p.n_kv_heads = Hkv;
+        p.head_dim = D;
+        p.page_size = P;
+        p.max_q_len = ctx;
+        p.scale = 1.0f / std::sqrt(float(D));
+        p.variant = variant;
+        const double m = time_ms(s, 3, [&] { cuda::prefill_attention(p, s); });
+        fmt::print("| {} | {:.2f} | {:.0f} |\n", variant, m, flops / m / 1e9);
+    }
+    CUDA_CHECK(cudaStreamDestroy(s));
+}
+
+void bench_model(const std::string& shape, int prefill, int depth, int steps) {
+    double t0 = now_ms();
+    const Model model = make_random_model(shape, 0);
+    fmt::print("{}: random weights built in {:.1f} s ({:.2f} GB)\n", shape, (now_ms() - t0) / 1000,
+               model.weight_bytes() / 1e9);
+    BackendOptions opts;
+    opts.context = std::max(prefill, depth + steps + 64);
+    t0 = now_ms();
+    CudaBackend gpu(model, opts);
+    fmt::print("uploaded in {:.1f} s: weights {:.2f} GB on device, KV cache {:.2f} GB for {} tokens\n",
+               (now_ms() - t0) / 1000, gpu.weight_bytes() / 1e9, gpu.kv_cache_bytes() / 1e9,
+               gpu.context_capacity());
+    const size_t V = static_cast<size_t>(model.config.vocab_size);
+    std::vector<float> logits(V);
+    std::mt19937 gen(3);
+    auto random_tokens = [&](int n) {
+        std::vector<int> t(n);
+        for (int& x : t) x = static_cast<int>(gen() % V);
+        return t;
+    };
+    {  // warm-up: cuBLAS heuristics, module loading
+        Sequence s;
+        gpu.forward(s, random_tokens(std::min(prefill, 4096)), LogitsMode::Last, logits);
+        gpu.release(s);
+    }
+    std::vector<double> pre;
+    for (int r = 0; r < 3; ++r) {
+        Sequence s;
+        const auto toks = random_tokens(prefill);
+        const double a = now_ms();
+        gpu.forward(s, toks, LogitsMode::Last, logits);
+        pre.push_back(now_ms() - a);
+        gpu.release(s);
+    }
+    const double pm = median(pre);
+    fmt::print("prefill {} tokens: {:.1f} ms, {:.0f} tok/s\n", prefill, pm, prefill / pm * 1000);
+
+    for (auto [graphs, pdl] : {std::pair{true, true}, std::pair{true, false}, std::pair{false, true}}) {
+        gpu.set_use_graphs(graphs);
+        cuda::set_programmatic_launch(pdl);
+        Sequence s;
+        gpu.forward(s, random_tokens(depth), LogitsMode::Last, logits);
+        int tok = 1;
+        for (int i = 0; i < 8; ++i) tok = gpu.forward_greedy(s, tok);
+        std::vector<double> ms;
+        for (int i = 0; i < steps; ++i) {
+            const double a = now_ms();
+            tok = gpu.forward_greedy(s, tok);
+            ms.push_back(now_ms() - a);
+        }
+        const double m = median(ms);
+        const double weight_bytes =
+            double(gpu.weight_bytes()) -
+            double(V) * model.config.hidden_size * 2 * (model.config.tie_word_embeddings ? 0 : 1);
+        fmt::print(
+            "decode at depth {} ({}, {}): {:.3f} ms/token, {:.1f} tok/s; weights read {:.2f} GB -> {:.2f} "
+            "TB/s\n",
+            depth, graphs ? "CUDA graph" : "eager launches", pdl ? "PDL" : "no PDL", m, 1000 / m,
+            weight_bytes / 1e9, weight_bytes / m / 1e9);
+        gpu.release(s);
+    }
+}
+
+std::vector<int> parse_list(const std::string& s) {
+    std::vector<int> v;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');) v.push_back(std::stoi(item));
+    return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"dsa CUDA benchmarks"};
+    app.require_subcommand(1);
+    auto* copy = app.add_subcommand("copy", "device-to-device copy bandwidth");
+    auto* attn = app.add_subcommand("attn", "decode attention, 32 layers of Llama-3.1-8B shapes");
+    std::string ctx = "4096,32768,131072";
+    attn->add_option("--ctx", ctx, "contexts, comma-separated");
+    auto* model = app.add_subcommand("model", "random-weight model: prefill and decode throughput");
+    std::string shape = "models/shapes/llama-3.1-8b.json";
+    int prefill = 32768, depth = 4096, steps = 128;
+    model->add_option("--shape", shape);
+    model->add_option("--prefill", prefill);
+    model->add_option("--depth", depth);
+    model->add_option("--steps", steps);
+    auto* gemv_cmd = app.add_subcommand("gemv", "batch-1 projections: GEMV variants and cuBLAS");
+    auto* pattn = app.add_subcommand("prefill-attn", "one layer of causal prefill attention");
+    int pctx = 32768;
+    pattn->add_option("--ctx", pctx);
+    CLI11_PARSE(app, argc, argv);
+    try {
+        if (*copy) bench_copy();
+        if (*attn) bench_attention(parse_list(ctx));
+        if (*model) bench_model(shape, prefill, depth, steps);
+        if (*gemv_cmd) bench_gemv();
+        if (*pattn) bench_prefill_attention(pctx);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "cuda_bench: error: {}\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs on the device machine (the `run` tool), from the repository root, with the binaries and the
+# non-system shared libraries they need carried in .devcarry/ (tools/device_prepare.sh fills it). Usage:
+#   tools/device_cuda.sh [tests] [bench] [copy] [attn] [model]      (default: tests bench)
+# GPU tests run one suite per process (a device fault cannot hide the other suites); logs go to $OUT.
+set -uo pipefail
+OUT=${OUT:-/tmp/dsa_out}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH=$PWD/.devcarry:${LD_LIBRARY_PATH:-}
+# The test binary reads tests/data through the absolute path it was configured with.
+src=$(grep -a -o -m1 '/[[:alnum:]_/.-]*/tests/data' .devcarry/dsa_gpu_tests | head -1 | sed 's|/tests/data$||')
+if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
+what=${*:-tests bench}
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used,memory.total --format=csv | tee "$OUT/gpu.txt"
+
+if [[ " $what " == *" tests "* ]]; then
+    for suite in $(.devcarry/dsa_gpu_tests --gtest_list_tests | grep -E '^[A-Za-z0-9_/]+\.$' | tr -d '.'); do
+        timeout 300 .devcarry/dsa_gpu_tests --gtest_filter="$suite.*" >"$OUT/test_$suite.log" 2>&1
+        echo "$suite: exit $?  $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/test_$suite.log" | tr '\n' ' ')"
+        grep -E 'Failure|rel_error|Expected|Which is|DSA_TEST_SEED|error:|^\[  FAILED|^ *[a-z0-9_]+[: (]' "$OUT/test_$suite.log" | head -40
+    done 2>&1 | tee "$OUT/tests_summary.txt"
+fi
+if [[ " $what " == *" bench "* || " $what " == *" copy "* ]]; then .devcarry/cuda_bench copy 2>&1 | tee -a "$OUT/bench.log"; fi
+if [[ " $what " == *" bench "* || " $what " == *" attn "* ]]; then .devcarry/cuda_bench attn 2>&1 | tee -a "$OUT/bench.log"; fi
+if [[ " $what " == *" bench "* || " $what " == *" model "* ]]; then
+    .devcarry/cuda_bench model --shape models/shapes/llama-3.1-8b.json --prefill 32768 --depth 4096 2>&1 | tee -a "$OUT/bench.log"
+fi

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run here (not on the device): builds the CUDA targets and fills .devcarry/ with what tools/device_cuda.sh
+# needs on the device machine: the stripped test and benchmark binaries and the non-system shared libraries
+# they link (the device image has CUDA's own). Then call the device with carry [".devcarry"].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build-cuda -G Ninja -DDSA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
+cmake --build build-cuda -j2 --target dsa_gpu_tests cuda_bench
+mkdir -p .devcarry
+cp build-cuda/tests/dsa_gpu_tests build-cuda/cuda_bench .devcarry/
+strip .devcarry/dsa_gpu_tests .devcarry/cuda_bench
+for lib in $(ldd .devcarry/dsa_gpu_tests .devcarry/cuda_bench | awk '/=> \//{print $3}' | sort -u); do
+    case "$lib" in
+        */libc.so*|*/libm.so*|*/libgcc_s*|*/libstdc++*|*/ld-linux*|*/libdl.so*|*/libpthread*|*/librt.so*|*/cuda/*) ;;
+        *) cp -L "$lib" .devcarry/ ;;
+    esac
+done
+du -sh .devcarry
