@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-cuda -G Ninja -DDSA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-cmake --build build-cuda -j2 --target dsa_gpu_tests cuda_bench
+cmake --build build-cuda -j2 --target dsa_gpu_tests cuda_bench dsa
 mkdir -p .devcarry
-cp build-cuda/tests/dsa_gpu_tests build-cuda/cuda_bench .devcarry/
-strip .devcarry/dsa_gpu_tests .devcarry/cuda_bench
-for lib in $(ldd .devcarry/dsa_gpu_tests .devcarry/cuda_bench | awk '/=> \//{print $3}' | sort -u); do
+cp build-cuda/tests/dsa_gpu_tests build-cuda/cuda_bench build-cuda/dsa .devcarry/
+strip .devcarry/dsa_gpu_tests .devcarry/cuda_bench .devcarry/dsa
+for lib in $(ldd .devcarry/dsa_gpu_tests .devcarry/cuda_bench .devcarry/dsa | awk '/=> \//{print $3}' | sort -u); do
     case "$lib" in
         */libc.so*|*/libm.so*|*/libgcc_s*|*/libstdc++*|*/ld-linux*|*/libdl.so*|*/libpthread*|*/librt.so*|*/cuda/*) ;;
         *) cp -L "$lib" .devcarry/ ;;
