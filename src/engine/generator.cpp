@@ -2,26 +2,13 @@
 
 #include <algorithm>
 
+#include "engine/sequence_guard.h"
 #include "util/error.h"
 #include "util/timer.h"
 
 namespace dsa {
 
 namespace {
-
-// Frees the sequence's pages however generate() exits, so a failed run leaves the backend reusable.
-class SequenceGuard {
-public:
-    explicit SequenceGuard(Backend& backend) : backend_(backend) {}
-    ~SequenceGuard() { backend_.release(seq_); }
-    SequenceGuard(const SequenceGuard&) = delete;
-    SequenceGuard& operator=(const SequenceGuard&) = delete;
-    Sequence& seq() { return seq_; }
-
-private:
-    Backend& backend_;
-    Sequence seq_;
-};
 
 double per_item(double ms, int n) {
     return n > 0 ? ms / n : 0.0;

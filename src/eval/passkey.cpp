@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "engine/generator.h"
-#include "eval/sequence_guard.h"
+#include "engine/sequence_guard.h"
 #include "sampler/sampler.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"

@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "engine/generator.h"
-#include "eval/sequence_guard.h"
+#include "engine/sequence_guard.h"
 #include "util/error.h"
 #include "util/timer.h"
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "attention/policy.h"
+#include "tests/unit/error_of.h"
 #include "util/error.h"
 
 namespace dsa {
@@ -25,16 +26,7 @@ struct Ov {
     operator const PolicyOverrides&() const { return o; }
 };
 
-// The message of the dsa::Error `fn` throws ("" when it does not throw).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using test::error_of;
 
 std::filesystem::path write_temp(const std::string& name, const std::string& text) {
     const auto path = std::filesystem::temp_directory_path() / ("dsa_policy_test_" + name + ".json");

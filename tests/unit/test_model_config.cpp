@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "model/config.h"
+#include "tests/unit/error_of.h"
 #include "tests/unit/model_fixture.h"
 #include "util/error.h"
 
@@ -18,19 +19,11 @@ namespace {
 using nlohmann::json;
 using test::TempDir;
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using test::error_of;
 
 // Captures what spdlog logs while it lives.
 class LogCapture {
-  public:
+public:
     LogCapture() : previous_(spdlog::default_logger()) {
         auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
         spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
@@ -38,7 +31,7 @@ class LogCapture {
     ~LogCapture() { spdlog::set_default_logger(previous_); }
     std::string text() const { return out_.str(); }
 
-  private:
+private:
     std::ostringstream out_;
     std::shared_ptr<spdlog::logger> previous_;
 };

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "model/safetensors.h"
+#include "tests/unit/error_of.h"
 #include "tests/unit/model_fixture.h"
 #include "util/error.h"
 
@@ -18,16 +19,7 @@ using test::safetensors_raw;
 using test::TempDir;
 using test::write_bytes;
 
-// Runs fn and returns the dsa::Error message ("" when nothing was thrown).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using test::error_of;
 
 std::string open_error(const TempDir& dir, const std::string& bytes) {
     write_bytes(dir / "model.safetensors", bytes);

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "model/model.h"
+#include "tests/unit/error_of.h"
 #include "tests/unit/model_fixture.h"
 #include "util/error.h"
 
@@ -16,15 +17,7 @@ using test::TempDir;
 using test::tiny_model;
 using test::TinyModel;
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using test::error_of;
 
 // The view holds the fixture's values for `name` (so it is that tensor, not a neighbour).
 void expect_tensor(const TensorView& t, const std::string& name, std::vector<int64_t> shape) {

@@ -1,6 +1,6 @@
 #pragma once
 // A fresh sequence whose pages go back to the backend however the scope ends, so one failed or finished
-// trial/window leaves the backend ready for the next.
+// run, trial or window leaves the backend ready for the next.
 #include "engine/backend.h"
 
 namespace dsa {
