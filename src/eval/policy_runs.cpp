@@ -31,10 +31,6 @@ std::vector<PolicyRun> expand_policy_runs(const std::vector<std::string>& attn,
     return runs;
 }
 
-void check_policy_runnable(const PolicyRun& run) {
-    validate_policy(run.policy);
-}
-
 std::unique_ptr<Backend> make_policy_backend(const std::string& device, const Model& model,
                                              BackendOptions opts, const AttentionPolicy& policy) {
     opts.page_size = policy.page_size;

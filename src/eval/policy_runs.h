@@ -26,10 +26,6 @@ std::vector<PolicyRun> expand_policy_runs(const std::vector<std::string>& attn,
                                           const std::vector<std::filesystem::path>& search_dirs,
                                           const PolicyOverrides& base = {});
 
-// Throws dsa::Error naming the flag when the run's policy is invalid. Every valid policy runs on the CPU
-// backend (the backend itself rejects what it cannot run, e.g. a page size other than its cache's).
-void check_policy_runnable(const PolicyRun& run);
-
 // A backend whose cache uses the policy's page size and whose decode steps attend through the policy.
 std::unique_ptr<Backend> make_policy_backend(const std::string& device, const Model& model,
                                              BackendOptions opts, const AttentionPolicy& policy);

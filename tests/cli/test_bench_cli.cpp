@@ -10,9 +10,12 @@
 #include <vector>
 
 #include "cli_runner.h"
+#include "expect_cli_error.h"
 
 namespace dsa::test {
 namespace {
+
+using dsa::test::expect_cli_error;
 
 const std::string kShape = std::string(DSA_TEST_DATA) + "/shapes/tiny-llama.json";
 const std::string kLlama = std::string(DSA_TEST_DATA) + "/models/llama";
@@ -21,15 +24,6 @@ const std::string kLlama = std::string(DSA_TEST_DATA) + "/models/llama";
 std::string bench_args(const std::string& format) {
     return "bench --random-weights '" + kShape +
            "' -p 16 -n 8 -d 0,64 -r 2 --device cpu -t 1 --attn full,quest --budget 32 -o " + format;
-}
-
-void expect_error(const CliResult& r, const std::string& needle) {
-    EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_TRUE(r.out.empty()) << "nothing on stdout on error: " << r.out;
-    const size_t at = r.err.find("dsa: error: ");
-    ASSERT_NE(at, std::string::npos) << r.err;
-    EXPECT_NE(r.err.find(needle, at), std::string::npos) << "stderr: " << r.err;
-    EXPECT_EQ(r.err.find('\n', at), r.err.size() - 1) << "error must be one final line: " << r.err;
 }
 
 // The rows every format must describe, in order.
@@ -206,24 +200,25 @@ TEST(BenchCli, ModelDirectory) {
 
 TEST(BenchCli, BadFlagsAreOneLineErrors) {
     const std::string base = "bench --random-weights '" + kShape + "' --device cpu ";
-    expect_error(run_dsa(base + "-p 0"), "-p/--n-prompt '0': 0 is below the minimum 1");
-    expect_error(run_dsa(base + "--depth -1"), "-d/--depth '-1': -1 is below the minimum 0");
-    expect_error(run_dsa(base + "-o xml"), "-o/--output must be md, csv, json or jsonl, got 'xml'");
-    expect_error(run_dsa(base + "-r 0"), "-r/--repetitions must be >= 1, got 0");
-    expect_error(run_dsa(base + "--budget abc --attn quest"), "--budget 'abc': 'abc' is not an integer");
-    expect_error(run_dsa(base + "--batch 2"), "--batch 2");
-    expect_error(run_dsa(base + "-n 8,,16"), "-n/--n-gen");
-    expect_error(run_dsa(base + "--attn nosuch"), "--attn nosuch");
-    expect_error(run_dsa(base + "--kernels -p 16"), "do not apply to --kernels");
-    expect_error(run_dsa(base + "-m '" + kLlama + "'"), "exactly one of -m/--model DIR or --random-weights");
-    expect_error(run_dsa("bench --random-weights /nonexistent/shape.json --device cpu"),
-                 "/nonexistent/shape.json");
-    expect_error(run_dsa("bench -m /nonexistent/model --device cpu"), "/nonexistent/model");
+    expect_cli_error(run_dsa(base + "-p 0"), "-p/--n-prompt '0': 0 is below the minimum 1");
+    expect_cli_error(run_dsa(base + "--depth -1"), "-d/--depth '-1': -1 is below the minimum 0");
+    expect_cli_error(run_dsa(base + "-o xml"), "-o/--output must be md, csv, json or jsonl, got 'xml'");
+    expect_cli_error(run_dsa(base + "-r 0"), "-r/--repetitions must be >= 1, got 0");
+    expect_cli_error(run_dsa(base + "--budget abc --attn quest"), "--budget 'abc': 'abc' is not an integer");
+    expect_cli_error(run_dsa(base + "--batch 2"), "--batch 2");
+    expect_cli_error(run_dsa(base + "-n 8,,16"), "-n/--n-gen");
+    expect_cli_error(run_dsa(base + "--attn nosuch"), "--attn nosuch");
+    expect_cli_error(run_dsa(base + "--kernels -p 16"), "do not apply to --kernels");
+    expect_cli_error(run_dsa(base + "-m '" + kLlama + "'"),
+                     "exactly one of -m/--model DIR or --random-weights");
+    expect_cli_error(run_dsa("bench --random-weights /nonexistent/shape.json --device cpu"),
+                     "/nonexistent/shape.json");
+    expect_cli_error(run_dsa("bench -m /nonexistent/model --device cpu"), "/nonexistent/model");
 }
 
 TEST(BenchCli, KernelsNeedTheCudaBackend) {
     const CliResult r = run_dsa("bench --random-weights '" + kShape + "' --kernels -d 32 -r 1 --device cpu");
-    expect_error(r, "--kernels needs the CUDA backend");
+    expect_cli_error(r, "--kernels needs the CUDA backend", /*after_progress=*/true);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli_runner.h"
+#include "expect_cli_error.h"
 
 namespace dsa::test {
 namespace {
@@ -118,10 +119,8 @@ TEST(CompareCli, TableByDefault) {
 
 // Each invalid combination: exit 1 and one line naming the flag.
 void expect_error(const std::string& args, const std::string& message) {
-    const CliResult r = run_dsa(args);
-    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.err;
-    EXPECT_NE(r.err.find("dsa: error: " + message), std::string::npos) << args << "\n" << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    SCOPED_TRACE(args);
+    dsa::test::expect_cli_error(run_dsa(args), "dsa: error: " + message);
 }
 
 TEST(AttnFlagsCli, InvalidCombinationsAreClearErrors) {

@@ -9,9 +9,12 @@
 #include <vector>
 
 #include "cli_runner.h"
+#include "expect_cli_error.h"
 
 namespace dsa::test {
 namespace {
+
+using dsa::test::expect_cli_error;
 
 const std::string kModel = std::string(DSA_SOURCE_DIR) + "/models/default";
 const std::string kBook = std::string(DSA_SHARED_DATA) + "/texts/pride-and-prejudice.txt";
@@ -26,15 +29,6 @@ std::string passkey_args(const std::string& extra) {
 
 std::string ppl_args(const std::string& extra) {
     return "eval ppl -m " + quote(kModel) + " --device cpu " + extra;
-}
-
-void expect_error(const CliResult& r, const std::string& needle) {
-    EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_TRUE(r.out.empty()) << "nothing on stdout on error: " << r.out;
-    const size_t at = r.err.find("dsa: error: ");
-    ASSERT_NE(at, std::string::npos) << r.err;
-    EXPECT_NE(r.err.find(needle, at), std::string::npos) << "stderr: " << r.err;
-    EXPECT_EQ(r.err.find('\n', at), r.err.size() - 1) << "error must be one final line: " << r.err;
 }
 
 TEST(EvalPasskeyCli, JsonHasEveryField) {
@@ -187,32 +181,34 @@ TEST(EvalPplCli, SparsePoliciesScoreDecodeSteps) {
 }
 
 TEST(EvalCliErrors, BadFlagsGiveOneLine) {
-    expect_error(run_dsa(passkey_args("--ctx 0")), "--ctx '0': 0 is below the minimum 1");
-    expect_error(run_dsa(passkey_args("--ctx 128,abc")), "--ctx '128,abc': 'abc' is not an integer");
-    expect_error(run_dsa(passkey_args("--ctx 128 --depth 1.5")), "--depth '1.5': 1.5 is outside [0, 1]");
-    expect_error(run_dsa(passkey_args("--ctx 128 --depth 0,,1")), "--depth");
-    expect_error(run_dsa(passkey_args("--ctx 128 --trials 0")), "--trials must be >= 1");
-    expect_error(run_dsa(passkey_args("--ctx 40")), "--ctx 40: too short for a passkey prompt");
-    expect_error(run_dsa(passkey_args("--ctx 128 --attn nosuch")), "--attn nosuch: no preset nosuch.json");
-    expect_error(run_dsa(passkey_args("--ctx 128 --attn quest --budget 100")),
-                 "--budget 100: must be a multiple of the page size 16");
-    expect_error(run_dsa("eval passkey -m " + quote(kModel) + " --ctx 128 --text /nonexistent/book.txt"),
-                 "--text /nonexistent/book.txt: no such file");
-    expect_error(run_dsa("eval passkey -m " + quote(kModel) + " --ctx 128 --device tpu"),
-                 "--device must be cpu, cuda or auto");
-    expect_error(run_dsa(ppl_args("-c 64")), "-f/--file FILE is required");
-    expect_error(run_dsa(ppl_args("-f /nonexistent/text.txt -c 64")),
-                 "-f /nonexistent/text.txt: no such file");
-    expect_error(run_dsa(ppl_args("-f " + quote(kBook) + " -c 2")), "-c/--ctx-size must be >= 4");
-    expect_error(run_dsa(ppl_args("-f " + quote(kBook) + " -c 64 --chunks 0")), "--chunks must be >= 1");
-    expect_error(run_dsa(ppl_args("-f " + quote(kBook) + " -c 64 --attn full,")), "--attn 'full,'");
-    expect_error(run_dsa("eval ppl -m /nonexistent/model -f " + quote(kBook) + " -c 64"),
-                 "model directory /nonexistent/model does not exist");
+    expect_cli_error(run_dsa(passkey_args("--ctx 0")), "--ctx '0': 0 is below the minimum 1");
+    expect_cli_error(run_dsa(passkey_args("--ctx 128,abc")), "--ctx '128,abc': 'abc' is not an integer");
+    expect_cli_error(run_dsa(passkey_args("--ctx 128 --depth 1.5")), "--depth '1.5': 1.5 is outside [0, 1]");
+    expect_cli_error(run_dsa(passkey_args("--ctx 128 --depth 0,,1")), "--depth");
+    expect_cli_error(run_dsa(passkey_args("--ctx 128 --trials 0")), "--trials must be >= 1");
+    expect_cli_error(run_dsa(passkey_args("--ctx 40")), "--ctx 40: too short for a passkey prompt");
+    expect_cli_error(run_dsa(passkey_args("--ctx 128 --attn nosuch")),
+                     "--attn nosuch: no preset nosuch.json");
+    expect_cli_error(run_dsa(passkey_args("--ctx 128 --attn quest --budget 100")),
+                     "--budget 100: must be a multiple of the page size 16");
+    expect_cli_error(run_dsa("eval passkey -m " + quote(kModel) + " --ctx 128 --text /nonexistent/book.txt"),
+                     "--text /nonexistent/book.txt: no such file");
+    expect_cli_error(run_dsa("eval passkey -m " + quote(kModel) + " --ctx 128 --device tpu"),
+                     "--device must be cpu, cuda or auto");
+    expect_cli_error(run_dsa(ppl_args("-c 64")), "-f/--file FILE is required");
+    expect_cli_error(run_dsa(ppl_args("-f /nonexistent/text.txt -c 64")),
+                     "-f /nonexistent/text.txt: no such file");
+    expect_cli_error(run_dsa(ppl_args("-f " + quote(kBook) + " -c 2")), "-c/--ctx-size must be >= 4");
+    expect_cli_error(run_dsa(ppl_args("-f " + quote(kBook) + " -c 64 --chunks 0")), "--chunks must be >= 1");
+    expect_cli_error(run_dsa(ppl_args("-f " + quote(kBook) + " -c 64 --attn full,")), "--attn 'full,'");
+    expect_cli_error(run_dsa("eval ppl -m /nonexistent/model -f " + quote(kBook) + " -c 64"),
+                     "model directory /nonexistent/model does not exist");
 }
 
 TEST(EvalCliErrors, TextShorterThanOneWindow) {
     const std::string small = std::string(DSA_TEST_DATA) + "/models/llama/config.json";
-    expect_error(run_dsa(ppl_args("-f " + quote(small) + " -c 4096")), "fewer than one window of -c 4096");
+    expect_cli_error(run_dsa(ppl_args("-f " + quote(small) + " -c 4096")),
+                     "fewer than one window of -c 4096");
 }
 
 }  // namespace

@@ -8,9 +8,12 @@
 
 #include "cli_runner.h"
 #include "engine/backend.h"
+#include "expect_cli_error.h"
 
 namespace dsa::test {
 namespace {
+
+using dsa::test::expect_cli_error;
 
 namespace fs = std::filesystem;
 
@@ -40,15 +43,6 @@ std::string shell_quote(const std::string& s) {
 
 std::string generate_args(const std::string& extra) {
     return "generate -m " + shell_quote(kModel) + " " + extra;
-}
-
-// The error contract: a non-zero exit and stderr holding exactly one line, "dsa: error: ...", that
-// contains `needle` (nothing else is printed before the inputs are known good).
-void expect_error(const CliResult& r, const std::string& needle) {
-    EXPECT_NE(r.exit_code, 0) << r.err;
-    EXPECT_EQ(r.err.rfind("dsa: error: ", 0), 0u) << "stderr: " << r.err;
-    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "stderr must be one line: " << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
 }
 
 TEST(GenerateCli, GreedyRunWritesTextAndTimings) {
@@ -123,12 +117,12 @@ TEST(GenerateCli, HelpDocumentsEveryFlagWithItsDefault) {
 }
 
 TEST(GenerateCli, MissingModelDirectory) {
-    expect_error(run_dsa("generate -m /nonexistent/dsa_model -p hi"), "/nonexistent/dsa_model");
+    expect_cli_error(run_dsa("generate -m /nonexistent/dsa_model -p hi"), "/nonexistent/dsa_model");
 }
 
 TEST(GenerateCli, DirectoryWithoutConfigJson) {
     TempDir dir("noconfig");
-    expect_error(run_dsa("generate -m " + shell_quote(dir.path().string()) + " -p hi"), "config.json");
+    expect_cli_error(run_dsa("generate -m " + shell_quote(dir.path().string()) + " -p hi"), "config.json");
 }
 
 TEST(GenerateCli, CorruptSafetensors) {
@@ -139,49 +133,49 @@ TEST(GenerateCli, CorruptSafetensors) {
     const fs::path st = dir.path() / "model.safetensors";
     ASSERT_TRUE(fs::exists(st));
     fs::resize_file(st, fs::file_size(st) / 2);
-    expect_error(run_dsa("generate -m " + shell_quote(dir.path().string()) + " -n 4 -p hi"),
-                 "model.safetensors");
+    expect_cli_error(run_dsa("generate -m " + shell_quote(dir.path().string()) + " -n 4 -p hi"),
+                     "model.safetensors");
 }
 
 TEST(GenerateCli, BadNPredict) {
-    expect_error(run_dsa(generate_args("-n -5 -p hi")), "-n/--n-predict must be >= -1");
+    expect_cli_error(run_dsa(generate_args("-n -5 -p hi")), "-n/--n-predict must be >= -1");
     const CliResult r = run_dsa(generate_args("-n abc -p hi"));
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("n-predict"), std::string::npos) << r.err;
 }
 
 TEST(GenerateCli, NegativeTemperature) {
-    expect_error(run_dsa(generate_args("--temp -0.5 -p hi")), "--temp must be >= 0");
+    expect_cli_error(run_dsa(generate_args("--temp -0.5 -p hi")), "--temp must be >= 0");
 }
 
 TEST(GenerateCli, TopPOutOfRange) {
-    expect_error(run_dsa(generate_args("--top-p 1.5 -p hi")), "--top-p must be in (0, 1]");
+    expect_cli_error(run_dsa(generate_args("--top-p 1.5 -p hi")), "--top-p must be in (0, 1]");
 }
 
 TEST(GenerateCli, OtherOutOfRangeValues) {
-    expect_error(run_dsa(generate_args("--min-p 2 -p hi")), "--min-p must be in [0, 1]");
-    expect_error(run_dsa(generate_args("--repeat-penalty 0 -p hi")), "--repeat-penalty must be > 0");
-    expect_error(run_dsa(generate_args("-c -1 -p hi")), "-c/--ctx-size must be >= 0");
-    expect_error(run_dsa(generate_args("-b 0 -p hi")), "-b/--batch-size must be >= 1");
-    expect_error(run_dsa(generate_args("-t -2 -p hi")), "-t/--threads must be >= 0");
+    expect_cli_error(run_dsa(generate_args("--min-p 2 -p hi")), "--min-p must be in [0, 1]");
+    expect_cli_error(run_dsa(generate_args("--repeat-penalty 0 -p hi")), "--repeat-penalty must be > 0");
+    expect_cli_error(run_dsa(generate_args("-c -1 -p hi")), "-c/--ctx-size must be >= 0");
+    expect_cli_error(run_dsa(generate_args("-b 0 -p hi")), "-b/--batch-size must be >= 1");
+    expect_cli_error(run_dsa(generate_args("-t -2 -p hi")), "-t/--threads must be >= 0");
 }
 
 TEST(GenerateCli, PromptAndFileAreExclusiveAndOneIsRequired) {
-    expect_error(run_dsa(generate_args("")), "exactly one of -p/--prompt");
-    expect_error(run_dsa(generate_args("-p hi -f /dev/null")), "exactly one of -p/--prompt");
+    expect_cli_error(run_dsa(generate_args("")), "exactly one of -p/--prompt");
+    expect_cli_error(run_dsa(generate_args("-p hi -f /dev/null")), "exactly one of -p/--prompt");
 }
 
 TEST(GenerateCli, MissingPromptFile) {
-    expect_error(run_dsa(generate_args("-f /nonexistent/prompt.txt")),
-                 "cannot read prompt file /nonexistent/prompt.txt");
+    expect_cli_error(run_dsa(generate_args("-f /nonexistent/prompt.txt")),
+                     "cannot read prompt file /nonexistent/prompt.txt");
 }
 
 TEST(GenerateCli, InvalidUtf8PromptFileIsNamed) {
     TempDir dir("utf8");
     const fs::path file = dir.path() / "bad.txt";
     std::ofstream(file, std::ios::binary) << "ab\xc3";
-    expect_error(run_dsa(generate_args("-f " + shell_quote(file.string()))),
-                 "prompt file " + file.string() + ": ");
+    expect_cli_error(run_dsa(generate_args("-f " + shell_quote(file.string()))),
+                     "prompt file " + file.string() + ": ");
 }
 
 TEST(GenerateCli, FullContextStopsWithANote) {
@@ -194,16 +188,16 @@ TEST(GenerateCli, FullContextStopsWithANote) {
 TEST(GenerateCli, PromptLongerThanTheContext) {
     std::string long_prompt;
     for (int i = 0; i < 20; ++i) long_prompt += kPrompt + " ";
-    expect_error(run_dsa(generate_args("-c 32 -p " + shell_quote(long_prompt))), "but the context holds");
+    expect_cli_error(run_dsa(generate_args("-c 32 -p " + shell_quote(long_prompt))), "but the context holds");
 }
 
 TEST(GenerateCli, UnknownDevice) {
-    expect_error(run_dsa(generate_args("--device tpu -p hi")), "--device must be cpu, cuda or auto");
+    expect_cli_error(run_dsa(generate_args("--device tpu -p hi")), "--device must be cpu, cuda or auto");
 }
 
 TEST(GenerateCli, CudaDeviceWithoutCuda) {
     if (dsa::cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
-    expect_error(run_dsa(generate_args("--device cuda -p hi")), "CUDA");
+    expect_cli_error(run_dsa(generate_args("--device cuda -p hi")), "CUDA");
 }
 
 }  // namespace
