@@ -82,16 +82,19 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(At
             dst[i + half] = __float2bfloat16_rn(x1[u]);
         }
     }
-    if (is_q || p.kmin == nullptr) return;
-    // One token: the metadata update of kv_metadata.h for slot `slot` alone, from the rounded keys.
+    if (is_q || p.kminmax == nullptr) return;
+    // One token: the metadata update of kv_metadata.h for slot `slot` alone, from the rounded keys. v is a
+    // bf16 value, and so is the min or max of bf16 values: the bounds round-trip through bf16 exactly.
     const int kvh = h - p.n_heads, slot = pos % p.page_size;
     const size_t mi = static_cast<size_t>(p.block_table[pos / p.page_size]) * p.n_kv_heads + kvh;
+    bf16* kmin = reinterpret_cast<bf16*>(p.kminmax) + mi * 2 * D;  // [D], followed by kmax [D]
+    bf16* kmax = kmin + D;
+    float* ksum = p.ksum + mi * D;  // [D]
     auto update = [&](int i, float key) {
         const float v = __bfloat162float(__float2bfloat16_rn(key));
-        const size_t j = mi * D + i;
-        p.kmin[j] = slot == 0 ? v : fminf(p.kmin[j], v);
-        p.kmax[j] = slot == 0 ? v : fmaxf(p.kmax[j], v);
-        p.ksum[j] = slot == 0 ? v : p.ksum[j] + v;
+        kmin[i] = __float2bfloat16_rn(slot == 0 ? v : fminf(__bfloat162float(kmin[i]), v));
+        kmax[i] = __float2bfloat16_rn(slot == 0 ? v : fmaxf(__bfloat162float(kmax[i]), v));
+        ksum[i] = slot == 0 ? v : ksum[i] + v;
     };
 #pragma unroll
     for (int u = 0; u < kMaxPairsPerLane; ++u) {
@@ -110,7 +113,7 @@ void attention_input(const AttentionInputParams& p, cudaStream_t stream) {
     if (p.head_dim % 2 != 0 || p.head_dim > 2 * 32 * kMaxPairsPerLane)
         throw_error("CUDA attention input: head_dim " + std::to_string(p.head_dim) +
                     " is not supported (even, at most 256)");
-    if (p.kmin != nullptr && p.n_tokens != 1)
+    if (p.kminmax != nullptr && p.n_tokens != 1)
         throw_error("CUDA attention input: page metadata is updated here for one token only, got " +
                     std::to_string(p.n_tokens));
     const int items = p.n_tokens * (p.n_heads + p.n_kv_heads);

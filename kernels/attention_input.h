@@ -22,11 +22,10 @@ struct AttentionInputParams {
     uint16_t* q_out = nullptr;             // [n_tokens][n_heads][D] bf16
     uint16_t* k_pool = nullptr;            // [num_pages][n_kv_heads][P][D] bf16 (this layer's pool)
     uint16_t* v_pool = nullptr;            // [num_pages][n_kv_heads][P][D] bf16
-    // Page metadata (n_tokens == 1 only; null: not updated here): see kv_metadata.h.
-    float* kmin = nullptr;     // [num_pages][n_kv_heads][D]
-    float* kmax = nullptr;     // [num_pages][n_kv_heads][D]
-    float* ksum = nullptr;     // [num_pages][n_kv_heads][D]
-    int32_t* count = nullptr;  // [num_pages][n_kv_heads]
+    // Page metadata (n_tokens == 1 only; kminmax null: not updated here): see kv_metadata.h.
+    uint16_t* kminmax = nullptr;  // [num_pages][n_kv_heads][2][D] bf16: D kmin, then D kmax
+    float* ksum = nullptr;        // [num_pages][n_kv_heads][D]
+    int32_t* count = nullptr;     // [num_pages][n_kv_heads]
     int n_tokens = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, page_size = 16;
 };
 

@@ -104,16 +104,29 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
 
     const int G = p.n_heads / p.n_kv_heads;
     const int head_chunks = (G + 15) / 16;
-    const int split = blockIdx.x, kvh = blockIdx.y / head_chunks, hc = blockIdx.y % head_chunks,
-              s = blockIdx.z;
-    const int rows = min(16, G - hc * 16);
-    const size_t out_row0 = static_cast<size_t>(s) * p.n_heads + kvh * G + hc * 16;
+    const int split = blockIdx.x, s = blockIdx.z;
+    // The CTA's query heads [head0, head0 + rows) of KV head kvh, and the list they read.
+    int kvh, head0, rows, list_index;
+    if (p.per_head_lists) {
+        head0 = blockIdx.y;
+        kvh = head0 / G;
+        rows = 1;
+        list_index = head0;
+    } else {
+        const int hc = blockIdx.y % head_chunks;
+        kvh = blockIdx.y / head_chunks;
+        head0 = kvh * G + hc * 16;
+        rows = min(16, G - hc * 16);
+        list_index = kvh;
+    }
+    const size_t out_row0 = static_cast<size_t>(s) * p.n_heads + head0;
     const int P = p.page_size, tpp = P / kTile;
     const int L = p.seq_len[s];
-    const size_t list_off = s * p.list_seq_stride + kvh * p.list_head_stride;
+    const size_t list_off = s * p.list_seq_stride + list_index * p.list_head_stride;
     const int32_t* list = p.page_lists + list_off;
     const int32_t* ranges = p.slot_ranges ? p.slot_ranges + list_off : nullptr;
-    const int n_entries = p.list_len ? p.list_len[s * p.n_kv_heads + kvh] : (L + P - 1) / P;
+    const int n_lists = p.per_head_lists ? p.n_heads : p.n_kv_heads;
+    const int n_entries = p.list_len ? p.list_len[s * n_lists + list_index] : (L + P - 1) / P;
     const int last_hi = L - (L - 1) / P * P;
     const int n_tiles = n_entries * tpp;
     const int tps = max(p.min_tiles_per_split, (n_tiles + p.n_split - 1) / p.n_split);
@@ -327,7 +340,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
     __threadfence();  // this CTA's partials are visible device-wide before it is counted
     __syncthreads();
     const int n_active = (n_tiles + tps - 1) / tps;
-    int* counter = p.counters + (static_cast<size_t>(s) * p.n_kv_heads + kvh) * head_chunks + hc;
+    int* counter = p.counters + static_cast<size_t>(s) * gridDim.y + blockIdx.y;
     if (threadIdx.x == 0) {
         s_last = atomicAdd(counter, 1) == n_active - 1;
         if (s_last) *counter = 0;  // every active CTA has arrived: ready for the next launch
@@ -355,7 +368,7 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
         throw_error("CUDA decode attention: page size " + std::to_string(p.page_size) +
                     " is not a multiple of 16");
     const int head_chunks = (p.n_heads / p.n_kv_heads + 15) / 16;
-    const dim3 grid(p.n_split, p.n_kv_heads * head_chunks, p.n_seq);
+    const dim3 grid(p.n_split, p.per_head_lists ? p.n_heads : p.n_kv_heads * head_chunks, p.n_seq);
     DSA_DISPATCH_HEAD_DIM(p.head_dim, {
         constexpr size_t smem = decode_smem_bytes<D>();
         static const bool attr_set = [] {  // once per head dim, outside any later graph capture

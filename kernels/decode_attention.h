@@ -37,6 +37,10 @@ struct DecodeAttentionParams {
     float* lse_part =
         nullptr;  // [n_seq][n_heads][n_split] fp32: log2-sum-exp2 of scaled scores, -inf if empty
     int n_seq = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, page_size = 16;
+    // One list per query head (gqa=per-head): list (s, h) is read by a CTA of query head h alone, with KV
+    // head h / G, so a K/V page selected by several heads is read once per head. counters then hold
+    // [n_seq][n_heads] tickets.
+    bool per_head_lists = false;
     int n_split = 1;              // grid.x; see decode_attention_splits
     int min_tiles_per_split = 4;  // a split covers at least this many 16-token tiles (fewer active splits)
     float scale = 1.0f;           // softmax scale, 1/sqrt(D)

@@ -20,12 +20,15 @@ __global__ void kv_metadata_kernel(KvMetadataParams p) {
     const int page = p.block_table[block];
     const size_t mi = static_cast<size_t>(page) * p.n_kv_heads + h;
     const bf16* k = reinterpret_cast<const bf16*>(p.k_pool) + mi * P * D;
+    bf16* kmin = reinterpret_cast<bf16*>(p.kminmax) + mi * 2 * D;  // [D], followed by kmax [D]
+    bf16* kmax = kmin + D;
+    float* ksum = p.ksum + mi * D;  // [D]
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float mn = INFINITY, mx = -INFINITY, sum = 0.0f;
         if (lo > 0) {
-            mn = p.kmin[mi * D + d];
-            mx = p.kmax[mi * D + d];
-            sum = p.ksum[mi * D + d];
+            mn = __bfloat162float(kmin[d]);
+            mx = __bfloat162float(kmax[d]);
+            sum = ksum[d];
         }
         for (int s = lo; s < hi; ++s) {
             const float v = __bfloat162float(k[static_cast<size_t>(s) * D + d]);
@@ -33,9 +36,10 @@ __global__ void kv_metadata_kernel(KvMetadataParams p) {
             mx = fmaxf(mx, v);
             sum += v;
         }
-        p.kmin[mi * D + d] = mn;
-        p.kmax[mi * D + d] = mx;
-        p.ksum[mi * D + d] = sum;
+        // hi > lo: mn and mx are keys of the page, bf16 values, so the conversion is exact.
+        kmin[d] = __float2bfloat16_rn(mn);
+        kmax[d] = __float2bfloat16_rn(mx);
+        ksum[d] = sum;
     }
     if (threadIdx.x == 0) p.count[mi] = hi;
 }

@@ -1,8 +1,10 @@
 #pragma once
 // Page metadata of the keys just appended, read back from the cache exactly as cached (bf16), per
 // (page, KV head): element-wise kmin, kmax (Quest bounds), ksum (NSA mean key = ksum / count), count.
-// A chunk that starts a page (slot 0) resets that page's metadata; later chunks extend it. Bytes per page
-// and layer: n_kv_heads * (3 * D * 4 + 4), e.g. 8 * 1540 = 12.3 KB for D = 128 (the K/V are 64 KB at P = 16).
+// A chunk that starts a page (slot 0) resets that page's metadata; later chunks extend it. kmin and kmax
+// are stored in bf16, interleaved per (page, KV head), losslessly: the min or max of bf16 keys is one of
+// those keys. ksum stays fp32 (a sum of bf16 values is not one). Bytes per page and layer:
+// n_kv_heads * (2 * D * 2 + D * 4 + 4), e.g. 8 * 1028 = 8.03 KiB for D = 128 (the K/V are 64 KiB at P = 16).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -11,8 +13,7 @@ namespace dsa::cuda {
 
 struct KvMetadataParams {
     const uint16_t* k_pool = nullptr;      // [num_pages][n_kv_heads][P][D] bf16 (this layer's pool)
-    float* kmin = nullptr;                 // [num_pages][n_kv_heads][D]
-    float* kmax = nullptr;                 // [num_pages][n_kv_heads][D]
+    uint16_t* kminmax = nullptr;           // [num_pages][n_kv_heads][2][D] bf16: D kmin, then D kmax
     float* ksum = nullptr;                 // [num_pages][n_kv_heads][D]
     int32_t* count = nullptr;              // [num_pages][n_kv_heads]
     const int32_t* start_pos = nullptr;    // [1] device: position of the first appended token

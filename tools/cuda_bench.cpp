@@ -1,8 +1,9 @@
 // Benchmarks of the CUDA backend on the device machine (a program, never a test):
 //   cuda_bench copy                         device-to-device copy bandwidth (the memory ceiling)
-//   cuda_bench attn  [--ctx 4096,32768,131072]
-//       full decode attention of all 32 layers of Llama-3.1-8B (32 query / 8 KV heads, d 128, P 16) over
-//       random bf16 K/V, replayed as one CUDA graph per step; ms per step and TB/s over the K/V bytes
+//   cuda_bench attn  [--ctx 4096,32768,131072] [--attn full,quest,nsa] [--budget B]
+//       decode attention of all 32 layers of Llama-3.1-8B (32 query / 8 KV heads, d 128) over random bf16
+//       K/V with their page metadata, per policy: the device selection in the sparse layers and the decode
+//       kernel, replayed as one CUDA graph per step; ms per step, bytes read, TB/s and speedup over full
 //   cuda_bench gemv                         batch-1 projections of Llama-3.1-8B: GEMV variants and cuBLAS
 //   cuda_bench prefill-attn [--ctx 32768]   one layer of causal prefill attention (32/8 heads, d 128)
 //   cuda_bench model [--shape models/shapes/llama-3.1-8b.json] [--prefill 32768] [--depth 4096] [--steps 128]
@@ -23,13 +24,17 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/device_selection.h"
 #include "backend/cuda/linear.h"
 #include "kernels/attention_merge.h"
 #include "kernels/decode_attention.h"
 #include "kernels/gemv.h"
+#include "kernels/kv_metadata.h"
 #include "kernels/launch.h"
 #include "kernels/prefill_attention.h"
+#include "attention/policy.h"
 #include "model/random_weights.h"
+#include "util/paths.h"
 #include "util/dtype.h"
 #include "util/timer.h"
 
@@ -77,91 +82,6 @@ void bench_copy() {
                2.0 * bytes / m / 1e9);
 }
 
-void bench_attention(const std::vector<int>& contexts) {
-    const int L = 32, Hq = 32, Hkv = 8, D = 128, P = 16;
-    int sm_count = 0;
-    CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0));
-    const int n_split = cuda::decode_attention_splits(1, Hq, Hkv, sm_count);
-    fmt::print("decode attention, Llama-3.1-8B shapes ({} layers, {}/{} heads, d {}, P {}), {} splits\n", L,
-               Hq, Hkv, D, P, n_split);
-    fmt::print(
-        "| context | ms / step (32 layers) | us / layer | K/V bytes / step | TB/s "
-        "|\n|---|---|---|---|---|\n");
-    for (int ctx : contexts) {
-        const int pages = (ctx + P - 1) / P;
-        const size_t pool = size_t(pages) * Hkv * P * D * 2;  // bytes per layer and tensor
-        std::vector<cuda::DeviceBuffer> k, v;
-        for (int l = 0; l < L; ++l) {
-            k.emplace_back(pool, "bench K");
-            v.emplace_back(pool, "bench V");
-            fill_random_bf16(k.back().get(), pool, 10 + l);
-            fill_random_bf16(v.back().get(), pool, 100 + l);
-        }
-        std::vector<int32_t> table(pages);
-        std::iota(table.begin(), table.end(), 0);
-        std::shuffle(table.begin(), table.end(), std::mt19937(5));  // fragmented placement, as after reuse
-        cuda::DeviceBuffer d_table(table.size() * 4, "table"), d_len(4, "len"), d_q(size_t(Hq) * D * 2, "q");
-        cuda::DeviceBuffer d_o(size_t(Hq) * n_split * D * 4, "o"), d_lse(size_t(Hq) * n_split * 4, "lse");
-        cuda::DeviceBuffer d_out(size_t(Hq) * D * 2, "out"), d_counters(size_t(Hkv) * 4, "counters");
-        CUDA_CHECK(cudaMemset(d_counters.get(), 0, d_counters.bytes()));
-        CUDA_CHECK(cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
-        CUDA_CHECK(cudaMemcpy(d_len.get(), &ctx, 4, cudaMemcpyHostToDevice));
-        fill_random_bf16(d_q.get(), d_q.bytes(), 7);
-        cudaStream_t s;
-        CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-        auto step = [&] {
-            for (int l = 0; l < L; ++l) {
-                cuda::DecodeAttentionParams p;
-                p.q = d_q.as<uint16_t>();
-                p.k_pool = k[l].as<uint16_t>();
-                p.v_pool = v[l].as<uint16_t>();
-                p.page_lists = d_table.as<int32_t>();
-                p.seq_len = d_len.as<int32_t>();
-                p.o_part = d_o.as<float>();
-                p.lse_part = d_lse.as<float>();
-                p.n_seq = 1;
-                p.n_heads = Hq;
-                p.n_kv_heads = Hkv;
-                p.head_dim = D;
-                p.page_size = P;
-                p.n_split = n_split;
-                p.scale = 1.0f / std::sqrt(float(D));
-                p.out = d_out.get();  // merged in the same launch, as the backend runs it
-                p.out_dtype = DType::BF16;
-                p.counters = d_counters.as<int32_t>();
-                cuda::decode_attention(p, s);
-            }
-        };
-        step();  // attributes set outside the capture
-        cudaGraph_t g;
-        cudaGraphExec_t ge;
-        CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        step();
-        CUDA_CHECK(cudaStreamEndCapture(s, &g));
-        CUDA_CHECK(cudaGraphInstantiate(&ge, g, 0));
-        cudaEvent_t e0, e1;
-        CUDA_CHECK(cudaEventCreate(&e0));
-        CUDA_CHECK(cudaEventCreate(&e1));
-        std::vector<double> ms;
-        for (int i = 0; i < 30; ++i) {
-            CUDA_CHECK(cudaEventRecord(e0, s));
-            CUDA_CHECK(cudaGraphLaunch(ge, s));
-            CUDA_CHECK(cudaEventRecord(e1, s));
-            CUDA_CHECK(cudaEventSynchronize(e1));
-            float t;
-            CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-            if (i >= 5) ms.push_back(t);
-        }
-        const double m = median(ms);
-        const double bytes = 2.0 * L * double(ctx) * Hkv * D * 2;
-        fmt::print("| {} | {:.3f} | {:.1f} | {:.2f} GB | {:.2f} |\n", ctx, m, m * 1000 / L, bytes / 1e9,
-                   bytes / m / 1e9);
-        CUDA_CHECK(cudaGraphExecDestroy(ge));
-        CUDA_CHECK(cudaGraphDestroy(g));
-        CUDA_CHECK(cudaStreamDestroy(s));
-    }
-}
-
 // Median ms of `fn` (which enqueues on `s`) over `reps` event-timed runs after 2 warm-ups.
 template <typename F>
 double time_ms(cudaStream_t s, int reps, F fn) {
@@ -181,6 +101,194 @@ double time_ms(cudaStream_t s, int reps, F fn) {
     CUDA_CHECK(cudaEventDestroy(e0));
     CUDA_CHECK(cudaEventDestroy(e1));
     return median(ms);
+}
+
+// Median ms of one replay of a CUDA graph of what `enqueue` launches on `s` (run once eagerly first, so
+// kernel attributes are set outside the capture).
+template <typename F>
+double time_graph(cudaStream_t s, F enqueue) {
+    enqueue();
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    enqueue();
+    CUDA_CHECK(cudaStreamEndCapture(s, &g));
+    CUDA_CHECK(cudaGraphInstantiate(&ge, g, 0));
+    const double m = time_ms(s, 30, [&] { CUDA_CHECK(cudaGraphLaunch(ge, s)); });
+    CUDA_CHECK(cudaGraphExecDestroy(ge));
+    CUDA_CHECK(cudaGraphDestroy(g));
+    return m;
+}
+
+// Page metadata of random keys: kv_metadata_update over each layer's whole context.
+struct BenchLayer {
+    cuda::DeviceBuffer k, v, kminmax, ksum, count;
+};
+
+std::vector<BenchLayer> make_bench_layers(int L, int Hkv, int D, int P, int ctx, const cuda::DeviceBuffer& table,
+                                          const cuda::DeviceBuffer& zero) {
+    const int pages = (ctx + P - 1) / P;
+    const size_t pool = size_t(pages) * Hkv * P * D * 2;  // bytes per layer and tensor
+    std::vector<BenchLayer> layers(L);
+    for (int l = 0; l < L; ++l) {
+        BenchLayer& b = layers[l];
+        b.k = cuda::DeviceBuffer(pool, "bench K");
+        b.v = cuda::DeviceBuffer(pool, "bench V");
+        b.kminmax = cuda::DeviceBuffer(size_t(pages) * Hkv * 2 * D * 2, "bench kminmax");
+        b.ksum = cuda::DeviceBuffer(size_t(pages) * Hkv * D * 4, "bench ksum");
+        b.count = cuda::DeviceBuffer(size_t(pages) * Hkv * 4, "bench count");
+        fill_random_bf16(b.k.get(), pool, 10 + l);
+        fill_random_bf16(b.v.get(), pool, 100 + l);
+        cuda::KvMetadataParams km;
+        km.k_pool = b.k.as<uint16_t>();
+        km.kminmax = b.kminmax.as<uint16_t>();
+        km.ksum = b.ksum.as<float>();
+        km.count = b.count.as<int32_t>();
+        km.start_pos = zero.as<int32_t>();
+        km.block_table = table.as<int32_t>();
+        km.n_tokens = ctx;
+        km.n_kv_heads = Hkv;
+        km.head_dim = D;
+        km.page_size = P;
+        cuda::kv_metadata_update(km, nullptr);
+    }
+    CUDA_CHECK(cudaDeviceSynchronize());
+    return layers;
+}
+
+// Decode attention of all 32 layers of Llama-3.1-8B at each context, for each policy: the policy's device
+// selection (dense_layers of the preset run full) and the decode kernel, replayed as one CUDA graph.
+void bench_attention(const std::vector<int>& contexts, const std::vector<std::string>& policies, int budget) {
+    const int L = 32, Hq = 32, Hkv = 8, D = 128;
+    int sm_count = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0));
+    const int n_split = cuda::decode_attention_splits(1, Hq, Hkv, sm_count);
+    fmt::print("decode attention, Llama-3.1-8B shapes ({} layers, {}/{} heads, d {}), {} splits, random K/V\n", L,
+               Hq, Hkv, D, n_split);
+    fmt::print(
+        "| context | policy | ms / step (32 layers) | us / layer | tokens attended | bytes / step | TB/s | "
+        "speedup |\n|---|---|---|---|---|---|---|---|\n");
+    for (int ctx : contexts) {
+        double full_ms = 0;
+        int layers_p = 0;
+        std::vector<BenchLayer> layers;
+        cuda::DeviceBuffer d_table;
+        for (const std::string& name : policies) {
+            AttentionPolicy policy = load_policy(name, preset_search_dirs());
+            if (budget > 0 && (policy.kind == PolicyKind::Quest || policy.kind == PolicyKind::Oracle))
+                policy.budget = budget;
+            validate_policy(policy);
+            const int P = policy.page_size, pages = (ctx + P - 1) / P;
+            if (P != layers_p) {
+                layers.clear();
+                std::vector<int32_t> table(pages);
+                std::iota(table.begin(), table.end(), 0);
+                std::shuffle(table.begin(), table.end(), std::mt19937(5));  // fragmented, as after reuse
+                d_table = cuda::DeviceBuffer(table.size() * 4, "table");
+                CUDA_CHECK(cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+                const int zero_v = 0;
+                cuda::DeviceBuffer zero(4, "zero");
+                CUDA_CHECK(cudaMemcpy(zero.get(), &zero_v, 4, cudaMemcpyHostToDevice));
+                layers = make_bench_layers(L, Hkv, D, P, ctx, d_table, zero);
+                layers_p = P;
+            }
+            cuda::DeviceBuffer d_len(4, "len"), d_q(size_t(Hq) * D * 2, "q");
+            cuda::DeviceBuffer d_o(size_t(Hq) * n_split * D * 4, "o"), d_lse(size_t(Hq) * n_split * 4, "lse");
+            cuda::DeviceBuffer d_out(size_t(Hq) * D * 2, "out"), d_counters(size_t(Hq) * 4, "counters");
+            cuda::DeviceBuffer d_attended(size_t(L) * Hq * 4, "attended");
+            CUDA_CHECK(cudaMemset(d_counters.get(), 0, d_counters.bytes()));
+            CUDA_CHECK(cudaMemset(d_attended.get(), 0, d_attended.bytes()));
+            CUDA_CHECK(cudaMemcpy(d_len.get(), &ctx, 4, cudaMemcpyHostToDevice));
+            fill_random_bf16(d_q.get(), d_q.bytes(), 7);
+            std::unique_ptr<cuda::DeviceSelection> sel;
+            if (policy.kind != PolicyKind::Full)
+                sel = std::make_unique<cuda::DeviceSelection>(policy, 1, Hq, Hkv, D, ctx);
+            cudaStream_t s;
+            CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+            auto step = [&] {
+                for (int l = 0; l < L; ++l) {
+                    cuda::DecodeAttentionParams p;
+                    p.q = d_q.as<uint16_t>();
+                    p.k_pool = layers[l].k.as<uint16_t>();
+                    p.v_pool = layers[l].v.as<uint16_t>();
+                    p.page_lists = d_table.as<int32_t>();
+                    p.seq_len = d_len.as<int32_t>();
+                    p.o_part = d_o.as<float>();
+                    p.lse_part = d_lse.as<float>();
+                    p.n_seq = 1;
+                    p.n_heads = Hq;
+                    p.n_kv_heads = Hkv;
+                    p.head_dim = D;
+                    p.page_size = P;
+                    p.n_split = n_split;
+                    p.scale = 1.0f / std::sqrt(float(D));
+                    p.out = d_out.get();  // merged in the same launch, as the backend runs it
+                    p.out_dtype = DType::BF16;
+                    p.counters = d_counters.as<int32_t>();
+                    if (sel && sel->sparse_layer(l)) {
+                        cuda::LayerCache lc{layers[l].k.as<uint16_t>(), layers[l].kminmax.as<uint16_t>(),
+                                            layers[l].ksum.as<float>(), layers[l].count.as<int32_t>()};
+                        cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>()};
+                        sel->select(lc, d_q.as<uint16_t>(), ss, d_attended.as<int32_t>() + size_t(l) * Hq, s);
+                        sel->attach(p);
+                    }
+                    cuda::decode_attention(p, s);
+                }
+            };
+            // Parts of the step, each over the 32 layers as its own graph: the selection's scores, the whole
+            // selection, and the attention over the lists the last selection left.
+            cuda::LayerCache lc0;
+            cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>()};
+            auto part = [&](int what) {
+                for (int l = 0; l < L; ++l) {
+                    if (!sel || !sel->sparse_layer(l)) continue;
+                    lc0 = {layers[l].k.as<uint16_t>(), layers[l].kminmax.as<uint16_t>(), layers[l].ksum.as<float>(),
+                           layers[l].count.as<int32_t>()};
+                    sel->score(lc0, d_q.as<uint16_t>(), ss, s);
+                    if (what == 1) sel->pick(ss, d_attended.as<int32_t>() + size_t(l) * Hq, s);
+                }
+            };
+            std::string parts;
+            const double m = time_graph(s, step);
+            cuda::set_programmatic_launch(true);
+            const double m_pdl = time_graph(s, step);
+            cuda::set_programmatic_launch(false);
+            if (sel) {
+                const double scores_ms = time_graph(s, [&] { part(0); });
+                const double select_ms = time_graph(s, [&] { part(1); });
+                parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, PDL step {:.3f}", scores_ms, select_ms,
+                                    m_pdl);
+            } else {
+                parts = fmt::format("PDL step {:.3f}", m_pdl);
+            }
+            // Bytes: K/V of the attended tokens, plus what the selection reads in the sparse layers.
+            std::vector<int32_t> att(size_t(L) * Hq);
+            CUDA_CHECK(cudaMemcpy(att.data(), d_attended.get(), att.size() * 4, cudaMemcpyDeviceToHost));
+            const int lists = sel ? sel->n_lists() : Hkv;
+            const double kv_token = 2.0 * Hkv * D * 2;  // K+V of one token, one layer
+            double bytes = 0, attended = 0;
+            for (int l = 0; l < L; ++l) {
+                double a = ctx;
+                if (sel && sel->sparse_layer(l)) {
+                    a = 0;
+                    for (int i = 0; i < lists; ++i) a += att[size_t(l) * Hq + i];
+                    a /= lists;
+                    const double competing = pages - 1;
+                    if (policy.kind == PolicyKind::Quest) bytes += competing * Hkv * 2 * D * 2;
+                    if (policy.kind == PolicyKind::Nsa) bytes += competing * Hkv * (D * 4 + 4);
+                    if (policy.kind == PolicyKind::Oracle) bytes += double(ctx) * Hkv * D * 2;
+                }
+                attended += a / L;
+                bytes += a * kv_token * (lists == Hq ? double(Hq) / Hkv : 1.0);
+            }
+            if (policy.kind == PolicyKind::Full) full_ms = m;
+            fmt::print("| {} | {} | {:.3f} | {:.1f} | {:.0f} | {:.3f} GB | {:.2f} | {} |\n", ctx,
+                       describe_policy(policy), m, m * 1000 / L, attended, bytes / 1e9, bytes / m / 1e9,
+                       full_ms > 0 ? fmt::format("{:.2f}x", full_ms / m) : std::string("-"));
+            fmt::print("  ({} ms)\n", parts);
+            CUDA_CHECK(cudaStreamDestroy(s));
+        }
+    }
 }
 
 void bench_gemv() {
@@ -332,6 +440,13 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps) {
     }
 }
 
+std::vector<std::string> split_names(const std::string& s) {
+    std::vector<std::string> v;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');) v.push_back(item);
+    return v;
+}
+
 std::vector<int> parse_list(const std::string& s) {
     std::vector<int> v;
     std::stringstream ss(s);
@@ -346,8 +461,11 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     auto* copy = app.add_subcommand("copy", "device-to-device copy bandwidth");
     auto* attn = app.add_subcommand("attn", "decode attention, 32 layers of Llama-3.1-8B shapes");
-    std::string ctx = "4096,32768,131072";
+    std::string ctx = "4096,32768,131072", attn_list = "full,quest,nsa";
+    int budget = 0;
     attn->add_option("--ctx", ctx, "contexts, comma-separated");
+    attn->add_option("--attn", attn_list, "policies (presets in configs/), comma-separated; full first");
+    attn->add_option("--budget", budget, "quest/oracle token budget (0: the preset's)");
     auto* model = app.add_subcommand("model", "random-weight model: prefill and decode throughput");
     std::string shape = "models/shapes/llama-3.1-8b.json";
     int prefill = 32768, depth = 4096, steps = 128;
@@ -362,7 +480,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     try {
         if (*copy) bench_copy();
-        if (*attn) bench_attention(parse_list(ctx));
+        if (*attn) bench_attention(parse_list(ctx), split_names(attn_list), budget);
         if (*model) bench_model(shape, prefill, depth, steps);
         if (*gemv_cmd) bench_gemv();
         if (*pattn) bench_prefill_attention(pctx);

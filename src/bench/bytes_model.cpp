@@ -23,7 +23,7 @@ double forward_weight_bytes(const ModelWeights& w) {
     return b;
 }
 
-constexpr double kMetaElem = 4.0;  // page metadata is fp32 (kmin, kmax, ksum) with an int32 count
+constexpr double kSumElem = 4.0;  // NSA's summary is fp32 (ksum) with an int32 count on every backend
 
 }  // namespace
 
@@ -34,12 +34,13 @@ TrafficBytes& TrafficBytes::operator+=(const TrafficBytes& o) {
     return *this;
 }
 
-BytesModel::BytesModel(const Model& model, DType kv_dtype, const AttentionPolicy& policy)
+BytesModel::BytesModel(const Model& model, DType kv_dtype, DType minmax_dtype, const AttentionPolicy& policy)
     : cfg_(model.config), policy_(policy) {
     weights_ = forward_weight_bytes(model.weights);
     embed_row_ =
         static_cast<double>(cfg_.hidden_size) * static_cast<double>(dtype_size(model.weights.embed.dtype));
     kv_elem_ = static_cast<double>(dtype_size(kv_dtype));
+    minmax_elem_ = static_cast<double>(dtype_size(minmax_dtype));
     kv_token_ = 2.0 * cfg_.n_layers * cfg_.n_kv_heads * cfg_.head_dim * kv_elem_;
 }
 
@@ -54,10 +55,10 @@ double BytesModel::selection_bytes(int n_tokens, double attended_tokens) const {
     double per_head = 0;
     switch (policy_.kind) {
         case PolicyKind::Quest:
-            per_head = competing_pages * 2.0 * D * kMetaElem;
+            per_head = competing_pages * 2.0 * D * minmax_elem_;
             break;  // kmin, kmax
         case PolicyKind::Nsa:
-            per_head = competing_pages * (D * kMetaElem + kMetaElem);
+            per_head = competing_pages * (D * kSumElem + kSumElem);
             break;  // ksum, count
         case PolicyKind::Oracle:
             per_head = static_cast<double>(n_tokens) * D * kv_elem_;

@@ -11,15 +11,16 @@ namespace dsa {
 struct TrafficBytes {
     double weights = 0;  // projections, norms, biases, LM head (stored dtype) + the embedding rows used
     double kv = 0;       // K/V read by attention + K/V written by the append
-    double meta = 0;     // what the policy's selection reads: page metadata (fp32), or keys for the oracle
+    double meta = 0;     // what the policy's selection reads: page metadata, or keys for the oracle
     double total() const { return weights + kv + meta; }
     TrafficBytes& operator+=(const TrafficBytes& o);
 };
 
 class BytesModel {
 public:
-    // kv_dtype: the cache's K/V element type (Backend::kv_dtype()).
-    BytesModel(const Model& model, DType kv_dtype, const AttentionPolicy& policy);
+    // kv_dtype: the cache's K/V element type (Backend::kv_dtype()); minmax_dtype: the element type of the
+    // Quest bounds kmin/kmax (Backend::meta_minmax_dtype()).
+    BytesModel(const Model& model, DType kv_dtype, DType minmax_dtype, const AttentionPolicy& policy);
 
     // One decode step (one token) with n_tokens cached tokens, the new one included, of which the backend
     // attended `attended_tokens` per (layer, KV head) on average (ForwardStats::attended_tokens).
@@ -39,10 +40,11 @@ private:
 
     const ModelConfig& cfg_;
     AttentionPolicy policy_;
-    double weights_ = 0;    // read once per forward pass
-    double embed_row_ = 0;  // one token's embedding row
-    double kv_token_ = 0;   // [n_layers][n_kv_heads][2][head_dim] in kv dtype
-    double kv_elem_ = 0;    // bytes of one K/V element
+    double weights_ = 0;      // read once per forward pass
+    double embed_row_ = 0;    // one token's embedding row
+    double kv_token_ = 0;     // [n_layers][n_kv_heads][2][head_dim] in kv dtype
+    double kv_elem_ = 0;      // bytes of one K/V element
+    double minmax_elem_ = 0;  // bytes of one kmin/kmax element
 };
 
 }  // namespace dsa

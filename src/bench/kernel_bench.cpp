@@ -19,7 +19,7 @@ void run_kernel_bench(BenchSession& s, const std::vector<PolicyRun>& runs, const
     std::map<int, double> full_ms;  // depth -> full attention's mean ms
     for (const PolicyRun& run : runs) {
         const std::unique_ptr<Backend> backend = s.make_backend_for(run);
-        const BytesModel bytes(s.model(), backend->kv_dtype(), run.policy);
+        const BytesModel bytes(s.model(), backend->kv_dtype(), backend->meta_minmax_dtype(), run.policy);
         DepthCache cache(*backend, s.ids(), run.policy.page_size, p.batch_size);
         bench_progress(run, describe_policy(run.policy));
         for (const int depth : p.depths) {

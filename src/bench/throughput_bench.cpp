@@ -82,7 +82,7 @@ void run_throughput_bench(BenchSession& s, const std::vector<PolicyRun>& runs, c
     const BenchParams& p = s.params();
     for (const PolicyRun& run : runs) {
         const std::unique_ptr<Backend> backend = s.make_backend_for(run);
-        const BytesModel bytes(s.model(), backend->kv_dtype(), run.policy);
+        const BytesModel bytes(s.model(), backend->kv_dtype(), backend->meta_minmax_dtype(), run.policy);
         DepthCache cache(*backend, s.ids(), run.policy.page_size, p.batch_size);
         bench_progress(run, describe_policy(run.policy));
         for (const int batch : p.batches) {

@@ -67,8 +67,10 @@ public:
     // the backend cannot copy sequences.
     virtual void copy_sequence(const Sequence& src, Sequence& dst);
 
-    // For dsa bench (docs/bench.md). Element type of the K/V pools; page metadata is fp32 everywhere.
+    // For dsa bench (docs/bench.md). Element type of the K/V pools.
     virtual DType kv_dtype() const { return DType::F32; }
+    // Element type of the Quest page metadata kmin/kmax (ksum and count stay fp32 and int32 everywhere).
+    virtual DType meta_minmax_dtype() const { return DType::F32; }
     // Copy bandwidth of the memory that holds the weights and the KV cache, measured now: GB/s counting
     // bytes read + written, e.g. one 4 GiB device-to-device copy, median of repetitions after a warm-up.
     // 0: the backend does not measure it (bench times a host memcpy for "cpu", leaves % BW empty otherwise).

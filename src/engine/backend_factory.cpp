@@ -1,7 +1,5 @@
-// --device → backend. "auto" takes the CUDA backend when it is compiled in and a device is present, for
-// the attention it runs (full attention so far); otherwise the CPU reference.
-#include <cstdio>
-
+// --device → backend. "auto" takes the CUDA backend when it is compiled in and a device is present;
+// otherwise the CPU reference.
 #include "backend/cpu/cpu_backend.h"
 #include "engine/backend.h"
 #include "util/error.h"
@@ -11,21 +9,11 @@
 
 namespace dsa {
 
-namespace {
-
-bool cuda_runs(const AttentionPolicy& policy) { return policy.kind == PolicyKind::Full; }
-
-}  // namespace
-
 std::unique_ptr<Backend> make_backend(const std::string& device, const Model& model,
                                       const BackendOptions& opts) {
     if (device == "cpu") return std::make_unique<CpuBackend>(model, opts);
     if (device == "auto") {
         if (cuda_device_count() == 0) return std::make_unique<CpuBackend>(model, opts);
-        if (!cuda_runs(opts.attention)) {
-            std::fprintf(stderr, "dsa: --device auto: sparse attention runs on the CPU backend for now\n");
-            return std::make_unique<CpuBackend>(model, opts);
-        }
     } else if (device != "cuda") {
         throw Error("--device must be cpu, cuda or auto, got '{}'", device);
     }

@@ -149,7 +149,7 @@ TEST(GpuKvMetadata, SingleTokenAppendsUpdateMetadata) {
             const size_t meta = static_cast<size_t>(num_pages) * n_kv_heads * D;
             auto d_q = poisoned(static_cast<size_t>(n_heads) * D * 2), d_k = poisoned(pool * 2),
                  d_v = poisoned(pool * 2);
-            auto d_min = poisoned(meta * 4), d_max = poisoned(meta * 4), d_sum = poisoned(meta * 4);
+            auto d_minmax = poisoned(2 * meta * 2), d_sum = poisoned(meta * 4);
             auto d_count = poisoned(static_cast<size_t>(num_pages) * n_kv_heads * 4);
             for (int pos = 0; pos < n; ++pos) {
                 auto d_qkv = to_device(rng.normals(static_cast<size_t>(row)));
@@ -162,8 +162,7 @@ TEST(GpuKvMetadata, SingleTokenAppendsUpdateMetadata) {
                 p.q_out = d_q.as<uint16_t>();
                 p.k_pool = d_k.as<uint16_t>();
                 p.v_pool = d_v.as<uint16_t>();
-                p.kmin = d_min.as<float>();
-                p.kmax = d_max.as<float>();
+                p.kminmax = d_minmax.as<uint16_t>();
                 p.ksum = d_sum.as<float>();
                 p.count = d_count.as<int32_t>();
                 p.n_tokens = 1;
@@ -175,7 +174,7 @@ TEST(GpuKvMetadata, SingleTokenAppendsUpdateMetadata) {
                 CUDA_CHECK(cudaDeviceSynchronize());
             }
             const auto k = from_device<uint16_t>(d_k, pool);
-            const auto mn = from_device<float>(d_min, meta), mx = from_device<float>(d_max, meta);
+            const auto minmax = from_device<uint16_t>(d_minmax, 2 * meta);  // [pages][heads][2][D] bf16
             const auto sum = from_device<float>(d_sum, meta);
             const auto count = from_device<int32_t>(d_count, static_cast<size_t>(num_pages) * n_kv_heads);
             for (int b = 0; b * P < n; ++b) {
@@ -191,8 +190,8 @@ TEST(GpuKvMetadata, SingleTokenAppendsUpdateMetadata) {
                             rmax = std::max(rmax, v);
                             rsum += v;
                         }
-                        ASSERT_EQ(mn[mi * D + d], rmin);
-                        ASSERT_EQ(mx[mi * D + d], rmax);
+                        ASSERT_EQ(bf16_to_f32(minmax[mi * 2 * D + d]), rmin);
+                        ASSERT_EQ(bf16_to_f32(minmax[mi * 2 * D + D + d]), rmax);
                         ASSERT_EQ(sum[mi * D + d], rsum);
                     }
                 }
@@ -210,7 +209,7 @@ TEST(GpuKvMetadata, ChunkedAppendsMatchCpu) {
             auto d_k = to_device(kv.k);
             auto d_table = to_device(std::vector<int32_t>(kv.pages[0].begin(), kv.pages[0].end()));
             const size_t meta = static_cast<size_t>(kv.num_pages) * n_kv_heads * D;
-            auto d_min = poisoned(meta * 4), d_max = poisoned(meta * 4), d_sum = poisoned(meta * 4);
+            auto d_minmax = poisoned(2 * meta * 2), d_sum = poisoned(meta * 4);
             auto d_count = poisoned(static_cast<size_t>(kv.num_pages) * n_kv_heads * 4);
             // Appends in chunks of 1 token, less than a page, several pages: every alignment.
             for (int start = 0; start < total;) {
@@ -219,8 +218,7 @@ TEST(GpuKvMetadata, ChunkedAppendsMatchCpu) {
                 auto d_start = to_device(std::vector<int32_t>{start});
                 cuda::KvMetadataParams p;
                 p.k_pool = d_k.as<uint16_t>();
-                p.kmin = d_min.as<float>();
-                p.kmax = d_max.as<float>();
+                p.kminmax = d_minmax.as<uint16_t>();
                 p.ksum = d_sum.as<float>();
                 p.count = d_count.as<int32_t>();
                 p.start_pos = d_start.as<int32_t>();
@@ -233,7 +231,7 @@ TEST(GpuKvMetadata, ChunkedAppendsMatchCpu) {
                 CUDA_CHECK(cudaDeviceSynchronize());
                 start += n;
             }
-            const auto mn = from_device<float>(d_min, meta), mx = from_device<float>(d_max, meta);
+            const auto minmax = from_device<uint16_t>(d_minmax, 2 * meta);  // [pages][heads][2][D] bf16
             const auto sum = from_device<float>(d_sum, meta);
             const auto count = from_device<int32_t>(d_count, static_cast<size_t>(kv.num_pages) * n_kv_heads);
             for (size_t b = 0; b < kv.pages[0].size(); ++b) {
@@ -250,8 +248,8 @@ TEST(GpuKvMetadata, ChunkedAppendsMatchCpu) {
                             rmax = std::max(rmax, v);
                             rsum += v;
                         }
-                        ASSERT_EQ(mn[mi * D + d], rmin);
-                        ASSERT_EQ(mx[mi * D + d], rmax);
+                        ASSERT_EQ(bf16_to_f32(minmax[mi * 2 * D + d]), rmin);
+                        ASSERT_EQ(bf16_to_f32(minmax[mi * 2 * D + D + d]), rmax);
                         ASSERT_NEAR(sum[mi * D + d], rsum, 1e-5f * valid);
                     }
                 }

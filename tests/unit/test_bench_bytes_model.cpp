@@ -30,13 +30,13 @@ AttentionPolicy policy(PolicyKind kind, int page_size) {
 }
 
 TEST(BenchBytesModel, WeightsAreEveryTensorButTheEmbeddingTable) {
-    const BytesModel m(tiny_model(), DType::F32, policy(PolicyKind::Full, 16));
+    const BytesModel m(tiny_model(), DType::F32, DType::F32, policy(PolicyKind::Full, 16));
     EXPECT_DOUBLE_EQ(m.weight_bytes_per_forward(), kForwardWeights);
     EXPECT_DOUBLE_EQ(m.kv_bytes_per_token(), kKvTokenF32);
 }
 
 TEST(BenchBytesModel, FullDecodeStepReadsEveryCachedToken) {
-    const BytesModel m(tiny_model(), DType::F32, policy(PolicyKind::Full, 16));
+    const BytesModel m(tiny_model(), DType::F32, DType::F32, policy(PolicyKind::Full, 16));
     const TrafficBytes b = m.decode_step(100, 100);
     EXPECT_DOUBLE_EQ(b.weights, kForwardWeights + kEmbedRow);
     EXPECT_DOUBLE_EQ(b.kv, 100 * kKvTokenF32 + kKvTokenF32);  // read 100 tokens, append one
@@ -45,12 +45,12 @@ TEST(BenchBytesModel, FullDecodeStepReadsEveryCachedToken) {
 }
 
 TEST(BenchBytesModel, KvDtypeScalesTheCache) {
-    const BytesModel m(tiny_model(), DType::BF16, policy(PolicyKind::Full, 16));
+    const BytesModel m(tiny_model(), DType::BF16, DType::BF16, policy(PolicyKind::Full, 16));
     EXPECT_DOUBLE_EQ(m.decode_step(10, 10).kv, 11 * kKvTokenF32 / 2);
 }
 
 TEST(BenchBytesModel, QuestReadsBoundsOfTheCompetingPagesInSparseLayers) {
-    const BytesModel m(tiny_model(), DType::F32, policy(PolicyKind::Quest, 16));
+    const BytesModel m(tiny_model(), DType::F32, DType::F32, policy(PolicyKind::Quest, 16));
     // 100 tokens: 7 pages, 6 complete ones compete; kmin + kmax [16] fp32 per page, 2 sparse layers x 2
     // heads.
     const TrafficBytes b = m.decode_step(100, 60);
@@ -62,21 +62,30 @@ TEST(BenchBytesModel, QuestReadsBoundsOfTheCompetingPagesInSparseLayers) {
     EXPECT_DOUBLE_EQ(m.decode_step(100, 100).meta, 0);
 }
 
+TEST(BenchBytesModel, Bf16QuestBoundsHalveTheSelectionReads) {
+    // The CUDA cache: bf16 K/V and bf16 kmin/kmax; 100 tokens, 6 competing pages, 2 sparse layers x 2 heads.
+    const BytesModel quest(tiny_model(), DType::BF16, DType::BF16, policy(PolicyKind::Quest, 16));
+    EXPECT_DOUBLE_EQ(quest.decode_step(100, 60).meta, 6 * 2 * 16 * 2 * 2 * 2);
+    // NSA's ksum and count stay fp32 and int32 whatever the bounds' dtype.
+    const BytesModel nsa(tiny_model(), DType::BF16, DType::BF16, policy(PolicyKind::Nsa, 64));
+    EXPECT_DOUBLE_EQ(nsa.decode_step(300, 200).meta, 4 * (16 * 4 + 4) * 2 * 2);
+}
+
 TEST(BenchBytesModel, NsaReadsMeanKeysAndCounts) {
-    const BytesModel m(tiny_model(), DType::F32, policy(PolicyKind::Nsa, 64));
+    const BytesModel m(tiny_model(), DType::F32, DType::F32, policy(PolicyKind::Nsa, 64));
     // 300 tokens: 5 pages of 64, 4 compete; ksum [16] fp32 + an int32 count each.
     EXPECT_DOUBLE_EQ(m.decode_step(300, 200).meta, 4 * (16 * 4 + 4) * 2 * 2);
 }
 
 TEST(BenchBytesModel, OracleReadsEveryKeyAndWindowNothing) {
-    const BytesModel oracle(tiny_model(), DType::BF16, policy(PolicyKind::Oracle, 16));
+    const BytesModel oracle(tiny_model(), DType::BF16, DType::BF16, policy(PolicyKind::Oracle, 16));
     EXPECT_DOUBLE_EQ(oracle.decode_step(100, 40).meta, 100 * 16 * 2 * 2 * 2);
-    const BytesModel window(tiny_model(), DType::BF16, policy(PolicyKind::Window, 16));
+    const BytesModel window(tiny_model(), DType::BF16, DType::BF16, policy(PolicyKind::Window, 16));
     EXPECT_DOUBLE_EQ(window.decode_step(100, 40).meta, 0);
 }
 
 TEST(BenchBytesModel, PrefillChunkWritesItsTokensAndReadsThePrefixOnce) {
-    const BytesModel m(tiny_model(), DType::F32, policy(PolicyKind::Full, 16));
+    const BytesModel m(tiny_model(), DType::F32, DType::F32, policy(PolicyKind::Full, 16));
     const TrafficBytes b = m.prefill_chunk(10, 5);
     EXPECT_DOUBLE_EQ(b.weights, kForwardWeights + 5 * kEmbedRow);
     EXPECT_DOUBLE_EQ(b.kv, 5 * kKvTokenF32 + 15 * kKvTokenF32);
@@ -84,7 +93,7 @@ TEST(BenchBytesModel, PrefillChunkWritesItsTokensAndReadsThePrefixOnce) {
 }
 
 TEST(BenchBytesModel, AttentionStepHasNoWeightsAndNoAppend) {
-    const BytesModel m(tiny_model(), DType::F32, policy(PolicyKind::Quest, 16));
+    const BytesModel m(tiny_model(), DType::F32, DType::F32, policy(PolicyKind::Quest, 16));
     const TrafficBytes b = m.attention_step(100, 60);
     EXPECT_DOUBLE_EQ(b.weights, 0);
     EXPECT_DOUBLE_EQ(b.kv, 60 * kKvTokenF32);

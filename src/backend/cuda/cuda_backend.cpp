@@ -10,6 +10,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/device_kv_cache.h"
+#include "backend/cuda/device_selection.h"
 #include "backend/cuda/device_weights.h"
 #include "backend/cuda/linear.h"
 #include "kernels/argmax.h"
@@ -90,8 +91,10 @@ struct CudaBackend::Impl {
     DeviceBuffer step;         // int32 step inputs (layout above)
     DeviceBuffer block_table;  // [num_pages] int32
     DeviceBuffer next_token;   // [1] int32
-    DeviceBuffer counters;     // [n_kv_heads][ceil(G / 16)] int32: decode attention's fused-merge tickets
-    PinnedBuffer step_host, next_token_host;
+    DeviceBuffer counters;     // [max(n_kv_heads * ceil(G / 16), n_heads)] int32: fused-merge tickets
+    DeviceBuffer attended;     // [n_layers][n_heads] int32: tokens each list attended (sparse decode)
+    PinnedBuffer step_host, next_token_host, attended_host;
+    std::unique_ptr<DeviceSelection> selection;  // the sparse policy's device selection; null: full
     std::vector<int> block_table_shadow;  // what block_table holds
     bool use_graphs = true;
     ForwardStats stats;
@@ -105,8 +108,11 @@ struct CudaBackend::Impl {
     void upload_step(int start, std::span<const int> tokens);
     void run_layers(int T);
     void lm_head(int row0, int rows);
+    void set_policy(const AttentionPolicy& policy);
+    void decode_attention_layer(int l);
     void decode_body();
     void decode(int start, int token);
+    void read_decode_stats(int n_tokens);
     void prefill(int start, std::span<const int> tokens, LogitsMode mode, std::span<float> logits);
     int32_t* step_ptr(int i) const { return step.as<int32_t>() + i; }
 };
@@ -114,10 +120,6 @@ struct CudaBackend::Impl {
 CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), cfg(m.config) {
     if (cfg.head_dim % 16 != 0 || cfg.head_dim > 128)
         throw Error("--device cuda: head_dim {} is not supported (a multiple of 16 up to 128)", cfg.head_dim);
-    if (opts.attention.kind != PolicyKind::Full)
-        throw Error(
-            "--device cuda: only --attn full runs on the CUDA backend so far; use --device cpu for sparse "
-            "policies");
     if (opts.page_size % 16 != 0)
         throw Error("--device cuda: page size {} is not supported (16, 32 or 64)", opts.page_size);
     CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0));
@@ -147,11 +149,15 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
     lse_part = DeviceBuffer(static_cast<size_t>(cfg.n_heads) * n_split * 4, "decode attention splits");
     step = DeviceBuffer((kTokens + C) * 4, "step inputs");
     next_token = DeviceBuffer(4, "next token");
-    const size_t n_groups = static_cast<size_t>(cfg.n_kv_heads) * ((cfg.group_size() + 15) / 16);
+    const size_t n_groups = std::max<size_t>(static_cast<size_t>(cfg.n_kv_heads) * ((cfg.group_size() + 15) / 16),
+                                             static_cast<size_t>(cfg.n_heads));
     counters = DeviceBuffer(n_groups * 4, "decode attention counters");
     CUDA_CHECK(cudaMemset(counters.get(), 0, counters.bytes()));
+    const size_t n_attended = static_cast<size_t>(cfg.n_layers) * cfg.n_heads;
+    attended = DeviceBuffer(n_attended * 4, "tokens attended per list");
     step_host = PinnedBuffer((kTokens + C) * 4);
     next_token_host = PinnedBuffer(4);
+    attended_host = PinnedBuffer(n_attended * 4);
 
     KvCacheShape shape;
     shape.n_layers = cfg.n_layers;
@@ -177,7 +183,26 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
     }
     kv = std::make_unique<DeviceKvCache>(shape);
     block_table = DeviceBuffer(static_cast<size_t>(shape.num_pages) * 4, "block table");
+    set_policy(opts.attention);
     tune_gemv();
+}
+
+// The decode attention from now on; the next decode step captures a new graph.
+void CudaBackend::Impl::set_policy(const AttentionPolicy& policy) {
+    std::unique_ptr<DeviceSelection> next;
+    if (policy.kind != PolicyKind::Full) {
+        if (policy.page_size != kv->shape().page_size)
+            throw Error("--device cuda: the policy's page size {} differs from the cache's {}", policy.page_size,
+                        kv->shape().page_size);
+        next = std::make_unique<DeviceSelection>(policy, 1, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim,
+                                                 kv->capacity_tokens());
+    }
+    CUDA_CHECK(cudaStreamSynchronize(stream));  // the old selection's buffers may still be in use
+    selection = std::move(next);
+    if (graph) {
+        CUDA_CHECK(cudaGraphExecDestroy(graph));
+        graph = nullptr;
+    }
 }
 
 // Picks the fastest GEMV variant for each decode projection shape on the real weights (milliseconds).
@@ -261,8 +286,7 @@ void CudaBackend::Impl::run_layers(int T) {
         ai.k_pool = kv->k(l);
         ai.v_pool = kv->v(l);
         if (T == 1) {  // decode: the metadata of the one new key is updated in the same kernel
-            ai.kmin = kv->kmin(l);
-            ai.kmax = kv->kmax(l);
+            ai.kminmax = kv->kminmax(l);
             ai.ksum = kv->ksum(l);
             ai.count = kv->count(l);
         }
@@ -276,8 +300,7 @@ void CudaBackend::Impl::run_layers(int T) {
         if (T > 1) {
             KvMetadataParams km;
             km.k_pool = kv->k(l);
-            km.kmin = kv->kmin(l);
-            km.kmax = kv->kmax(l);
+            km.kminmax = kv->kminmax(l);
             km.ksum = kv->ksum(l);
             km.count = kv->count(l);
             km.start_pos = step_ptr(kStartPos);
@@ -290,25 +313,7 @@ void CudaBackend::Impl::run_layers(int T) {
         }
 
         if (T == 1) {
-            DecodeAttentionParams da;
-            da.q = q.as<uint16_t>();
-            da.k_pool = kv->k(l);
-            da.v_pool = kv->v(l);
-            da.page_lists = block_table.as<int32_t>();  // the full policy: every head attends the block table
-            da.seq_len = step_ptr(kSeqLen);
-            da.o_part = o_part.as<float>();
-            da.lse_part = lse_part.as<float>();
-            da.n_seq = 1;
-            da.n_heads = cfg.n_heads;
-            da.n_kv_heads = cfg.n_kv_heads;
-            da.head_dim = D;
-            da.page_size = ks.page_size;
-            da.n_split = n_split;
-            da.scale = attn_scale;
-            da.out = attn.get();
-            da.out_dtype = dt;
-            da.counters = counters.as<int32_t>();
-            decode_attention(da, stream);
+            decode_attention_layer(l);
         } else {
             PrefillAttentionParams pa;
             pa.q = q.as<uint16_t>();
@@ -338,6 +343,67 @@ void CudaBackend::Impl::run_layers(int T) {
         swiglu(gate_up.as<float>(), act.get(), dt, T, I, stream);
         (*linear)(act.get(), w.w_down, dt, resid.as<float>(), T, H, I, 1.0f);
     }
+}
+
+// Decode attention of layer l over the queries in `q`: the policy's selection and page lists in sparse
+// layers, the block table otherwise; output into `attn`.
+void CudaBackend::Impl::decode_attention_layer(int l) {
+    DecodeAttentionParams da;
+    da.q = q.as<uint16_t>();
+    da.k_pool = kv->k(l);
+    da.v_pool = kv->v(l);
+    da.page_lists = block_table.as<int32_t>();  // the full policy: every head attends the block table
+    da.seq_len = step_ptr(kSeqLen);
+    da.o_part = o_part.as<float>();
+    da.lse_part = lse_part.as<float>();
+    da.n_seq = 1;
+    da.n_heads = cfg.n_heads;
+    da.n_kv_heads = cfg.n_kv_heads;
+    da.head_dim = cfg.head_dim;
+    da.page_size = kv->shape().page_size;
+    da.n_split = n_split;
+    da.scale = attn_scale;
+    da.out = attn.get();
+    da.out_dtype = dt;
+    da.counters = counters.as<int32_t>();
+    if (selection && selection->sparse_layer(l)) {
+        LayerCache lc;
+        lc.k_pool = kv->k(l);
+        lc.kminmax = kv->kminmax(l);
+        lc.ksum = kv->ksum(l);
+        lc.count = kv->count(l);
+        StepSequences ss;
+        ss.block_tables = block_table.as<int32_t>();
+        ss.table_stride = kv->shape().num_pages;
+        ss.seq_len = step_ptr(kSeqLen);
+        selection->select(lc, q.as<uint16_t>(), ss, attended.as<int32_t>() + static_cast<size_t>(l) * cfg.n_heads,
+                          stream);
+        selection->attach(da);
+    }
+    decode_attention(da, stream);
+}
+
+// After a decode step over n_tokens cached tokens: the tokens attended per layer (mean over its lists).
+void CudaBackend::Impl::read_decode_stats(int n_tokens) {
+    stats.attended_per_layer.assign(static_cast<size_t>(cfg.n_layers), static_cast<double>(n_tokens));
+    stats.recall.clear();
+    if (selection) {
+        const int lists = selection->n_lists();
+        CUDA_CHECK(cudaMemcpy2DAsync(attended_host.as<int32_t>(), static_cast<size_t>(lists) * 4, attended.get(),
+                                     static_cast<size_t>(cfg.n_heads) * 4, static_cast<size_t>(lists) * 4,
+                                     static_cast<size_t>(cfg.n_layers), cudaMemcpyDeviceToHost, stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        const int32_t* a = attended_host.as<int32_t>();
+        for (int l = 0; l < cfg.n_layers; ++l) {
+            if (!selection->sparse_layer(l)) continue;
+            double sum = 0;
+            for (int i = 0; i < lists; ++i) sum += a[static_cast<size_t>(l) * lists + i];
+            stats.attended_per_layer[static_cast<size_t>(l)] = sum / lists;
+        }
+    }
+    double sum = 0;
+    for (double x : stats.attended_per_layer) sum += x;
+    stats.attended_tokens = sum / cfg.n_layers;
 }
 
 // Logits of rows [row0, row0 + rows) of the residual stream into `logits` rows [0, rows).
@@ -442,11 +508,13 @@ void CudaBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode
         m.decode(start, tokens[0]);
         CUDA_CHECK(cudaMemcpyAsync(logits.data(), m.logits.get(), V * 4, cudaMemcpyDeviceToHost, m.stream));
         CUDA_CHECK(cudaStreamSynchronize(m.stream));
+        m.read_decode_stats(start + 1);
     } else {
         m.prefill(start, tokens, mode, logits);
+        m.stats = ForwardStats{};
+        m.stats.attended_tokens = start + (T + 1) / 2.0;  // mean of pos + 1 over the chunk (dense prefill)
     }
     seq.n_tokens = start + T;
-    m.stats.attended_tokens = start + (T + 1) / 2.0;
 }
 
 int CudaBackend::forward_greedy(Sequence& seq, int token) {
@@ -460,9 +528,66 @@ int CudaBackend::forward_greedy(Sequence& seq, int token) {
     CUDA_CHECK(cudaMemcpyAsync(m.next_token_host.as<int32_t>(), m.next_token.get(), 4, cudaMemcpyDeviceToHost,
                                m.stream));
     CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    m.read_decode_stats(start + 1);
     seq.n_tokens = start + 1;
-    m.stats.attended_tokens = start + 1;
     return *m.next_token_host.as<int32_t>();
+}
+
+void CudaBackend::set_attention(const AttentionPolicy& policy, bool collect_recall) {
+    if (collect_recall)
+        throw Error("attention recall is measured by the CPU backend only (--device cpu)");
+    validate_policy(policy);
+    impl_->set_policy(policy);
+}
+
+AttentionTiming CudaBackend::time_decode_attention(const Sequence& seq, int reps) {
+    Impl& m = *impl_;
+    AttentionTiming t;
+    if (reps == 0 && seq.n_tokens == 0) return t;
+    if (seq.n_tokens < 1) throw Error("time_decode_attention: the sequence holds no tokens");
+    // The step inputs of a decode step at seq's length (the queries stay those of the last decode step).
+    m.sync_block_table(seq);
+    int32_t* h = m.step_host.as<int32_t>();
+    h[kStartPos] = seq.n_tokens - 1;
+    h[kSeqLen] = seq.n_tokens;
+    CUDA_CHECK(cudaMemcpyAsync(m.step.get(), h, 2 * 4, cudaMemcpyHostToDevice, m.stream));
+    const auto body = [&] {
+        for (int l = 0; l < m.cfg.n_layers; ++l) m.decode_attention_layer(l);
+    };
+    body();  // warm-up, outside the capture
+    cudaGraph_t g = nullptr;
+    cudaGraphExec_t ge = nullptr;
+    CUDA_CHECK(cudaStreamBeginCapture(m.stream, cudaStreamCaptureModeThreadLocal));
+    try {
+        body();
+    } catch (...) {
+        cudaStreamEndCapture(m.stream, &g);
+        if (g) cudaGraphDestroy(g);
+        throw;
+    }
+    CUDA_CHECK(cudaStreamEndCapture(m.stream, &g));
+    const cudaError_t err = cudaGraphInstantiate(&ge, g, 0);
+    cudaGraphDestroy(g);
+    CUDA_CHECK(err);
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    CUDA_CHECK(cudaGraphLaunch(ge, m.stream));
+    for (int r = 0; r < reps; ++r) {
+        CUDA_CHECK(cudaEventRecord(e0, m.stream));
+        CUDA_CHECK(cudaGraphLaunch(ge, m.stream));
+        CUDA_CHECK(cudaEventRecord(e1, m.stream));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        float ms = 0.0f;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        t.ms.push_back(ms);
+    }
+    CUDA_CHECK(cudaEventDestroy(e0));
+    CUDA_CHECK(cudaEventDestroy(e1));
+    CUDA_CHECK(cudaGraphExecDestroy(ge));
+    m.read_decode_stats(seq.n_tokens);
+    t.attended_tokens = m.stats.attended_tokens;
+    return t;
 }
 
 void CudaBackend::release(Sequence& seq) {

@@ -1,8 +1,9 @@
 #pragma once
 // The CUDA backend: the whole dense model on one GPU.
 //   prefill: chunks of up to max_chunk tokens; cuBLAS GEMMs, causal flash attention over the paged cache.
-//   decode (one token): GEMV kernels, split-KV GQA decode attention, captured once as a CUDA graph and
-//   replayed every step (step inputs live in device memory; the only host sync is for the result).
+//   decode (one token): GEMV kernels, the policy's page selection (device_selection.h), split-KV GQA decode
+//   attention over the page lists, captured once as a CUDA graph and replayed every step (step inputs live
+//   in device memory; the only host sync is for the result).
 // Weights stay in their stored dtype (see device_weights.h); the KV cache is bf16 with fp32 page metadata.
 #include <memory>
 #include <span>
@@ -15,8 +16,8 @@ namespace dsa {
 class CudaBackend final : public Backend {
 public:
     // Throws dsa::Error without a device, when the weights and the KV cache for opts.context tokens do not
-    // fit in device memory (context 0: the model's maximum, capped by free memory), or for a sparse
-    // attention policy (only full attention runs on the GPU so far).
+    // fit in device memory (context 0: the model's maximum, capped by free memory). Every attention policy
+    // runs on the device: sparse selection kernels build the page lists the decode attention reads.
     CudaBackend(const Model& model, const BackendOptions& opts);
     ~CudaBackend() override;
 
@@ -27,7 +28,13 @@ public:
                  std::span<float> logits) override;
     void release(Sequence& seq) override;
     ForwardStats last_stats() const override;
+    // Any policy; attention recall (collect_recall) is the CPU backend's only.
+    void set_attention(const AttentionPolicy& policy, bool collect_recall) override;
+    // The selection and decode attention of every layer, as one CUDA graph timed with device events.
+    AttentionTiming time_decode_attention(const Sequence& seq, int reps) override;
     DType kv_dtype() const override { return DType::BF16; }
+    // kmin/kmax are min/max of the bf16 keys, stored losslessly in bf16 (device_kv_cache.h).
+    DType meta_minmax_dtype() const override { return DType::BF16; }
     // One 4 GiB device-to-device copy, median of 10 after 2 warm-ups, counting bytes read + written.
     double measure_bandwidth_gbs() override;
 

@@ -13,8 +13,9 @@ size_t DeviceKvCache::meta_elems_per_layer() const {
 }
 
 size_t DeviceKvCache::bytes_per_page(const KvCacheShape& s) {
-    const size_t per_layer = static_cast<size_t>(s.n_kv_heads) *
-                             (2 * static_cast<size_t>(s.page_size) * s.head_dim * 2 + 3 * s.head_dim * 4 + 4);
+    const size_t per_layer =
+        static_cast<size_t>(s.n_kv_heads) *
+        (2 * static_cast<size_t>(s.page_size) * s.head_dim * 2 + 2 * s.head_dim * 2 + s.head_dim * 4 + 4);
     return per_layer * s.n_layers;
 }
 
@@ -22,8 +23,7 @@ DeviceKvCache::DeviceKvCache(const KvCacheShape& shape) : shape_(shape) {
     const size_t L = static_cast<size_t>(shape.n_layers);
     k_ = DeviceBuffer(L * kv_elems_per_layer() * 2, "KV cache keys");
     v_ = DeviceBuffer(L * kv_elems_per_layer() * 2, "KV cache values");
-    kmin_ = DeviceBuffer(L * meta_elems_per_layer() * 4, "KV page metadata (kmin)");
-    kmax_ = DeviceBuffer(L * meta_elems_per_layer() * 4, "KV page metadata (kmax)");
+    kminmax_ = DeviceBuffer(L * 2 * meta_elems_per_layer() * 2, "KV page metadata (kmin, kmax)");
     ksum_ = DeviceBuffer(L * meta_elems_per_layer() * 4, "KV page metadata (ksum)");
     count_ = DeviceBuffer(L * shape.num_pages * shape.n_kv_heads * 4, "KV page metadata (count)");
     free_list_.reserve(static_cast<size_t>(shape.num_pages));
@@ -57,11 +57,8 @@ uint16_t* DeviceKvCache::k(int layer) const {
 uint16_t* DeviceKvCache::v(int layer) const {
     return v_.as<uint16_t>() + layer * kv_elems_per_layer();
 }
-float* DeviceKvCache::kmin(int layer) const {
-    return kmin_.as<float>() + layer * meta_elems_per_layer();
-}
-float* DeviceKvCache::kmax(int layer) const {
-    return kmax_.as<float>() + layer * meta_elems_per_layer();
+uint16_t* DeviceKvCache::kminmax(int layer) const {
+    return kminmax_.as<uint16_t>() + layer * 2 * meta_elems_per_layer();
 }
 float* DeviceKvCache::ksum(int layer) const {
     return ksum_.as<float>() + layer * meta_elems_per_layer();
