@@ -29,6 +29,7 @@ constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxListHeads = 16;              // query heads reduced into one list (G)
 constexpr size_t kMaxSmemKeys = 40 * 1024;     // keys kept in shared memory (160 KB)
+constexpr int kKeyRounds = 8;                  // rounds of items whose score loads are in flight together
 
 __device__ __forceinline__ uint32_t order_key(float f) {
     if (isnan(f)) f = -INFINITY;
@@ -158,29 +159,46 @@ __global__ void __launch_bounds__(kThreads) page_select_kernel(const PageSelectP
             }
             __syncthreads();
         }
+        // kKeyRounds rounds at a time, each head's loads of them issued together: one CTA must keep many
+        // L2 reads in flight to stream the G x n scores (128 KB at 128K context) in a few microseconds.
         uint32_t v_and = 0xffffffffu, v_or = 0;
-        for (int i = tid; i < n_items; i += kThreads) {
-            float r = 0.0f;
+        for (int r0 = 0; r0 < rounds; r0 += kKeyRounds) {
+            float acc[kKeyRounds];
+#pragma unroll
+            for (int u = 0; u < kKeyRounds; ++u) acc[u] = 0.0f;
             for (int h = 0; h < nh; ++h) {
-                const float v = rows[h * p.score_stride + i];
-                switch (mode) {
-                    case GroupReduce::Sum:
-                        r += v;
-                        break;
-                    case GroupReduce::Max:
-                        r = h == 0 ? v : fmaxf(r, v);
-                        break;
-                    case GroupReduce::Softmax:
-                        r += expf(v * scale - s_max[h]) / s_sum[h];
-                        break;
+                float v[kKeyRounds];
+#pragma unroll
+                for (int u = 0; u < kKeyRounds; ++u) {
+                    const int i = (r0 + u) * kThreads + tid;
+                    v[u] = i < n_items ? rows[h * p.score_stride + i] : 0.0f;
+                }
+#pragma unroll
+                for (int u = 0; u < kKeyRounds; ++u) {
+                    switch (mode) {  // the CPU's order: heads in sequence, from 0 (reduce_group_scores)
+                        case GroupReduce::Sum:
+                            acc[u] += v[u];
+                            break;
+                        case GroupReduce::Max:
+                            acc[u] = h == 0 ? v[u] : fmaxf(acc[u], v[u]);
+                            break;
+                        case GroupReduce::Softmax:
+                            acc[u] += expf(v[u] * scale - s_max[h]) / s_sum[h];
+                            break;
+                    }
                 }
             }
-            const bool forced = i < a || i >= b;
-            const uint32_t key = forced ? 0u : order_key(r);
-            keys[i] = key;
-            if (!forced) {
-                v_and &= key;
-                v_or |= key;
+#pragma unroll
+            for (int u = 0; u < kKeyRounds; ++u) {
+                const int i = (r0 + u) * kThreads + tid;
+                if (i >= n_items) continue;
+                const bool forced = i < a || i >= b;
+                const uint32_t key = forced ? 0u : order_key(acc[u]);
+                keys[i] = key;
+                if (!forced) {
+                    v_and &= key;
+                    v_or |= key;
+                }
             }
         }
         block_and_or(v_and, v_or, s_tmp, &s_and, &s_or);
