@@ -24,7 +24,8 @@ __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScorePara
     pdl_begin();
     constexpr int LP = lanes_per_item(D, 4), kPerWarp = 32 / LP;
     __shared__ __align__(16) float sq[kMaxGroup * D];
-    __shared__ float sc[kMaxGroup * kPagesPerCta];  // [G][items]: the chunk's scores, for the softmax partials
+    __shared__ float
+        sc[kMaxGroup * kPagesPerCta];  // [G][items]: the chunk's scores, for the softmax partials
     const Chunk c = chunk_of(p, kPagesPerCta, false);
     if (c.first >= c.end) return;
     load_queries<D>(p, c, sq);
@@ -34,7 +35,8 @@ __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScorePara
     const bool has_dims = d0 < D;
     const int32_t* table = p.block_tables + c.s * p.table_stride;
     constexpr int kStep = kWarps * kPerWarp * kBatch;
-    // The loop bounds are warp-uniform (the reductions shuffle over the whole warp); base is the lane group's.
+    // The loop bounds are warp-uniform (the reductions shuffle over the whole warp); base is the lane
+    // group's.
     for (int wbase = c.first + warp * kPerWarp * kBatch; wbase < c.end; wbase += kStep) {
         const int base = wbase + lane / LP;
         float4 sum[kBatch];
@@ -80,7 +82,8 @@ void nsa_score(const PageScoreParams& p, cudaStream_t stream) {
     if (p.n_heads / p.n_kv_heads > kMaxGroup)
         throw_error("CUDA nsa_score: at most " + std::to_string(kMaxGroup) + " query heads per KV head");
     const dim3 grid((p.max_items + kPagesPerCta - 1) / kPagesPerCta, p.n_kv_heads, p.n_seq);
-    DSA_DISPATCH_HEAD_DIM(p.head_dim, { launch_kernel(nsa_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
+    DSA_DISPATCH_HEAD_DIM(p.head_dim,
+                          { launch_kernel(nsa_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
     CUDA_CHECK_LAUNCH();
 }
 

@@ -1,5 +1,5 @@
-// The oracle's exact scores s_h(t) = q_h . k_t over every cached key (page_scores.h): it reads all of K, so it
-// costs as much as full attention's K reads; it is the quality ceiling of a token budget, not a fast path.
+// The oracle's exact scores s_h(t) = q_h . k_t over every cached key (page_scores.h): it reads all of K, so
+// it costs as much as full attention's K reads; it is the quality ceiling of a token budget, not a fast path.
 // LP = D / 8 lanes per key (16 bytes each), kBatch keys in flight per lane group.
 #include "backend/cuda/cuda_check.h"
 #include "kernels/head_dim_dispatch.cuh"
@@ -20,7 +20,8 @@ __global__ void __launch_bounds__(kThreads) oracle_score_kernel(const PageScoreP
     pdl_begin();
     constexpr int LP = lanes_per_item(D, 8), kPerWarp = 32 / LP;
     __shared__ __align__(16) float sq[kMaxGroup * D];
-    __shared__ float sc[kMaxGroup * kTokensPerCta];  // [G][items]: the chunk's scores, for the softmax partials
+    __shared__ float
+        sc[kMaxGroup * kTokensPerCta];  // [G][items]: the chunk's scores, for the softmax partials
     const Chunk c = chunk_of(p, kTokensPerCta, true);
     if (c.first >= c.end) return;
     load_queries<D>(p, c, sq);
@@ -32,7 +33,8 @@ __global__ void __launch_bounds__(kThreads) oracle_score_kernel(const PageScoreP
     const int32_t* table = p.block_tables + c.s * p.table_stride;
     const bf16* pool = reinterpret_cast<const bf16*>(p.k_pool);
     constexpr int kStep = kWarps * kPerWarp * kBatch;
-    // The loop bounds are warp-uniform (the reductions shuffle over the whole warp); base is the lane group's.
+    // The loop bounds are warp-uniform (the reductions shuffle over the whole warp); base is the lane
+    // group's.
     for (int wbase = c.first + warp * kPerWarp * kBatch; wbase < c.end; wbase += kStep) {
         const int base = wbase + lane / LP;
         uint4 key[kBatch];
@@ -75,7 +77,8 @@ void oracle_score(const PageScoreParams& p, cudaStream_t stream) {
     if (p.n_heads / p.n_kv_heads > kMaxGroup)
         throw_error("CUDA oracle_score: at most " + std::to_string(kMaxGroup) + " query heads per KV head");
     const dim3 grid((p.max_items + kTokensPerCta - 1) / kTokensPerCta, p.n_kv_heads, p.n_seq);
-    DSA_DISPATCH_HEAD_DIM(p.head_dim, { launch_kernel(oracle_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
+    DSA_DISPATCH_HEAD_DIM(p.head_dim,
+                          { launch_kernel(oracle_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
     CUDA_CHECK_LAUNCH();
 }
 

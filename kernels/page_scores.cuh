@@ -67,8 +67,8 @@ __device__ __forceinline__ void unpack_bf16x8(const uint4& v, float (&f)[8]) {
 
 // Row of (s, head, item) in the scores output.
 __device__ __forceinline__ float* score_row(const PageScoreParams& p, const Chunk& c, int h) {
-    return p.scores + (static_cast<size_t>(c.s) * p.n_heads + static_cast<size_t>(c.kvh) * c.G + h) *
-                          p.score_stride;
+    return p.scores +
+           (static_cast<size_t>(c.s) * p.n_heads + static_cast<size_t>(c.kvh) * c.G + h) * p.score_stride;
 }
 
 // With chunk_max set: the CTA's scores also go to sc [G][items_per_cta] (index j - first) on the way out;

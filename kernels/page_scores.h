@@ -25,8 +25,8 @@ struct PageScoreParams {
     const int32_t* block_tables = nullptr;  // [n_seq][table_stride] page id of each block of a sequence
     int64_t table_stride = 0;
     const int32_t* seq_len = nullptr;  // [n_seq] tokens cached, the current one included
-    float* scores = nullptr;           // [n_seq][n_heads][score_stride] fp32; entries past the items unwritten
-    int score_stride = 0;              // >= max_items
+    float* scores = nullptr;  // [n_seq][n_heads][score_stride] fp32; entries past the items unwritten
+    int score_stride = 0;     // >= max_items
     // Optional (gqa=softmax): per chunk c of score_chunk_items items, per head, the chunk's max of
     // score * softmax_scale and sum of exp(score * softmax_scale - max), so that page_select gets each
     // head's softmax normaliser without another pass over the scores. [n_seq][n_heads][chunk_stride] each.
@@ -34,7 +34,7 @@ struct PageScoreParams {
     float* chunk_sum = nullptr;
     int chunk_stride = 0;  // >= ceil(max_items / score_chunk_items)
     float softmax_scale = 1.0f;
-    int max_items = 0;                 // the grid's reach: pages - 1 (quest, nsa) or tokens (oracle)
+    int max_items = 0;  // the grid's reach: pages - 1 (quest, nsa) or tokens (oracle)
     int n_seq = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, page_size = 16;
 };
 

@@ -27,9 +27,9 @@ namespace {
 
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
-constexpr int kMaxListHeads = 16;              // query heads reduced into one list (G)
-constexpr size_t kMaxSmemKeys = 40 * 1024;     // keys kept in shared memory (160 KB)
-constexpr int kKeyRounds = 8;                  // rounds of items whose score loads are in flight together
+constexpr int kMaxListHeads = 16;           // query heads reduced into one list (G)
+constexpr size_t kMaxSmemKeys = 40 * 1024;  // keys kept in shared memory (160 KB)
+constexpr int kKeyRounds = 8;               // rounds of items whose score loads are in flight together
 
 __device__ __forceinline__ uint32_t order_key(float f) {
     if (isnan(f)) f = -INFINITY;
@@ -66,7 +66,8 @@ __device__ int block_exclusive_scan(int v, int* total, int* s_warp) {
 }
 
 // AND and OR of v over the block, into s_and / s_or (shared). s_tmp: [2][kWarps].
-__device__ void block_and_or(uint32_t v_and, uint32_t v_or, uint32_t* s_tmp, uint32_t* s_and, uint32_t* s_or) {
+__device__ void block_and_or(uint32_t v_and, uint32_t v_or, uint32_t* s_tmp, uint32_t* s_and,
+                             uint32_t* s_or) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     v_and = __reduce_and_sync(0xffffffffu, v_and);
     v_or = __reduce_or_sync(0xffffffffu, v_or);
@@ -86,8 +87,8 @@ __device__ void block_and_or(uint32_t v_and, uint32_t v_or, uint32_t* s_tmp, uin
     __syncthreads();
 }
 
-__global__ void __launch_bounds__(kThreads) page_select_kernel(const PageSelectParams p, int bits_words,
-                                                               bool keys_in_smem) {
+__global__ void __launch_bounds__(kThreads)
+    page_select_kernel(const PageSelectParams p, int bits_words, bool keys_in_smem) {
     pdl_begin();
     extern __shared__ uint32_t smem[];
     uint32_t* s_bits = smem;  // [bits_words] attended items: pages, or tokens
@@ -150,7 +151,8 @@ __global__ void __launch_bounds__(kThreads) page_select_kernel(const PageSelectP
                 for (int c = lane; c < n_chunks; c += 32) m = fmaxf(m, p.chunk_max[at + c]);
                 m = warp_max(m);
                 float z = 0.0f;
-                for (int c = lane; c < n_chunks; c += 32) z += p.chunk_sum[at + c] * expf(p.chunk_max[at + c] - m);
+                for (int c = lane; c < n_chunks; c += 32)
+                    z += p.chunk_sum[at + c] * expf(p.chunk_max[at + c] - m);
                 z = warp_sum(z);
                 if (lane == 0) {
                     s_max[h] = m;
@@ -287,7 +289,8 @@ __global__ void __launch_bounds__(kThreads) page_select_kernel(const PageSelectP
         if (lane == 0 && r * kThreads + warp * 32 < n_items) s_bits[(r * kThreads + warp * 32) >> 5] = word;
     }
     __syncthreads();
-    if (p.with_current_page && !p.tokens_are_items && tid == 0) s_bits[(n_pages - 1) >> 5] |= 1u << ((n_pages - 1) & 31);
+    if (p.with_current_page && !p.tokens_are_items && tid == 0)
+        s_bits[(n_pages - 1) >> 5] |= 1u << ((n_pages - 1) & 31);
     __syncthreads();
 
     // Runs of attended tokens per page, in page order: count, scan, write.
@@ -298,7 +301,7 @@ __global__ void __launch_bounds__(kThreads) page_select_kernel(const PageSelectP
                 emit(0, cnt);
                 return;
             }
-            const int s_hi = min(cnt, p.sink_tokens - base);     // sinks: [0, s_hi)
+            const int s_hi = min(cnt, p.sink_tokens - base);      // sinks: [0, s_hi)
             const int w_lo = max(0, n - p.window_tokens - base);  // window: [w_lo, cnt)
             if (s_hi > 0 && w_lo < cnt && w_lo <= s_hi) {
                 emit(0, cnt);
@@ -322,13 +325,15 @@ __global__ void __launch_bounds__(kThreads) page_select_kernel(const PageSelectP
     const int per_page = (n_pages + kThreads - 1) / kThreads;
     const int j0 = min(n_pages, tid * per_page), j1 = min(n_pages, j0 + per_page);
     int n_runs = 0, n_tok = 0;
-    for (int j = j0; j < j1; ++j) for_runs(j, [&](int lo, int hi) {
+    for (int j = j0; j < j1; ++j)
+        for_runs(j, [&](int lo, int hi) {
             ++n_runs;
             n_tok += hi - lo;
         });
     int total_runs;
     int at = block_exclusive_scan(n_runs, &total_runs, s_warp);
-    for (int j = j0; j < j1; ++j) for_runs(j, [&](int lo, int hi) {
+    for (int j = j0; j < j1; ++j)
+        for_runs(j, [&](int lo, int hi) {
             pages_out[at] = table[j];
             ranges_out[at] = lo | (hi << 16);
             ++at;
@@ -356,10 +361,11 @@ void page_select(const PageSelectParams& p, int max_tokens, cudaStream_t stream)
     if (p.n_seq == 0) return;
     const int G = p.n_heads / p.n_kv_heads;
     if (G > kMaxListHeads)
-        throw_error("CUDA page_select: at most " + std::to_string(kMaxListHeads) + " query heads per KV head");
+        throw_error("CUDA page_select: at most " + std::to_string(kMaxListHeads) +
+                    " query heads per KV head");
     if (p.list_stride < page_list_capacity(p, max_tokens))
-        throw_error("CUDA page_select: list stride " + std::to_string(p.list_stride) + " below the capacity " +
-                    std::to_string(page_list_capacity(p, max_tokens)));
+        throw_error("CUDA page_select: list stride " + std::to_string(p.list_stride) +
+                    " below the capacity " + std::to_string(page_list_capacity(p, max_tokens)));
     const int words = bits_words(p, max_tokens);
     const size_t max_items = static_cast<size_t>(p.score_stride);
     const bool keys_in_smem = p.scores != nullptr && max_items <= kMaxSmemKeys;
@@ -371,7 +377,8 @@ void page_select(const PageSelectParams& p, int max_tokens, cudaStream_t stream)
         smem_set = smem;
     }
     const int n_lists = p.per_head_lists ? p.n_heads : p.n_kv_heads;
-    launch_kernel(page_select_kernel, dim3(n_lists, p.n_seq), dim3(kThreads), smem, stream, p, words, keys_in_smem);
+    launch_kernel(page_select_kernel, dim3(n_lists, p.n_seq), dim3(kThreads), smem, stream, p, words,
+                  keys_in_smem);
     CUDA_CHECK_LAUNCH();
 }
 

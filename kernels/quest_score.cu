@@ -1,5 +1,5 @@
-// Quest page bounds (Tang et al., ICML 2024): s_h(j) = sum_i max(q_h,i * kmin_j,i, q_h,i * kmax_j,i), an upper
-// bound of q_h . k over the keys of page j, from the page's bf16 min/max row (page_scores.h).
+// Quest page bounds (Tang et al., ICML 2024): s_h(j) = sum_i max(q_h,i * kmin_j,i, q_h,i * kmax_j,i), an
+// upper bound of q_h . k over the keys of page j, from the page's bf16 min/max row (page_scores.h).
 //
 // Memory: one [2][D] bf16 row per (page, KV head) is the whole read, 4 D bytes (512 B at D = 128) against
 // 2 P D bytes of the page's K/V (8 KB at P = 16): 1/16 of full attention's bytes at P = 16. A lane reads 16
@@ -24,7 +24,8 @@ __global__ void __launch_bounds__(kThreads) quest_score_kernel(const PageScorePa
     pdl_begin();
     constexpr int LP = lanes_per_item(D, 8), kPerWarp = 32 / LP;
     __shared__ __align__(16) float sq[kMaxGroup * D];
-    __shared__ float sc[kMaxGroup * kPagesPerCta];  // [G][items]: the chunk's scores, for the softmax partials
+    __shared__ float
+        sc[kMaxGroup * kPagesPerCta];  // [G][items]: the chunk's scores, for the softmax partials
     const Chunk c = chunk_of(p, kPagesPerCta, false);
     if (c.first >= c.end) return;
     load_queries<D>(p, c, sq);
@@ -34,7 +35,8 @@ __global__ void __launch_bounds__(kThreads) quest_score_kernel(const PageScorePa
     const bool has_dims = d0 < D;  // D = 48: 8 lanes per page, the last 2 idle
     const int32_t* table = p.block_tables + c.s * p.table_stride;
     constexpr int kStep = kWarps * kPerWarp * kBatch;
-    // The loop bounds are warp-uniform (the reductions shuffle over the whole warp); base is the lane group's.
+    // The loop bounds are warp-uniform (the reductions shuffle over the whole warp); base is the lane
+    // group's.
     for (int wbase = c.first + warp * kPerWarp * kBatch; wbase < c.end; wbase += kStep) {
         const int base = wbase + lane / LP;
         uint4 mn[kBatch], mx[kBatch];
@@ -43,7 +45,8 @@ __global__ void __launch_bounds__(kThreads) quest_score_kernel(const PageScorePa
             const int j = base + b * kPerWarp;
             mn[b] = mx[b] = make_uint4(0, 0, 0, 0);
             if (j < c.end && has_dims) {
-                const uint16_t* row = p.kminmax + (static_cast<size_t>(table[j]) * p.n_kv_heads + c.kvh) * 2 * D;
+                const uint16_t* row =
+                    p.kminmax + (static_cast<size_t>(table[j]) * p.n_kv_heads + c.kvh) * 2 * D;
                 mn[b] = *reinterpret_cast<const uint4*>(row + d0);
                 mx[b] = *reinterpret_cast<const uint4*>(row + D + d0);
             }
@@ -83,7 +86,8 @@ void quest_score(const PageScoreParams& p, cudaStream_t stream) {
     if (p.n_heads / p.n_kv_heads > kMaxGroup)
         throw_error("CUDA quest_score: at most " + std::to_string(kMaxGroup) + " query heads per KV head");
     const dim3 grid((p.max_items + kPagesPerCta - 1) / kPagesPerCta, p.n_kv_heads, p.n_seq);
-    DSA_DISPATCH_HEAD_DIM(p.head_dim, { launch_kernel(quest_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
+    DSA_DISPATCH_HEAD_DIM(p.head_dim,
+                          { launch_kernel(quest_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
     CUDA_CHECK_LAUNCH();
 }
 

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <vector>
 
+#include "attention/policy.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_buffer.h"
@@ -32,10 +33,9 @@
 #include "kernels/kv_metadata.h"
 #include "kernels/launch.h"
 #include "kernels/prefill_attention.h"
-#include "attention/policy.h"
 #include "model/random_weights.h"
-#include "util/paths.h"
 #include "util/dtype.h"
+#include "util/paths.h"
 #include "util/timer.h"
 
 using namespace dsa;
@@ -125,8 +125,8 @@ struct BenchLayer {
     cuda::DeviceBuffer k, v, kminmax, ksum, count;
 };
 
-std::vector<BenchLayer> make_bench_layers(int L, int Hkv, int D, int P, int ctx, const cuda::DeviceBuffer& table,
-                                          const cuda::DeviceBuffer& zero) {
+std::vector<BenchLayer> make_bench_layers(int L, int Hkv, int D, int P, int ctx,
+                                          const cuda::DeviceBuffer& table, const cuda::DeviceBuffer& zero) {
     const int pages = (ctx + P - 1) / P;
     const size_t pool = size_t(pages) * Hkv * P * D * 2;  // bytes per layer and tensor
     std::vector<BenchLayer> layers(L);
@@ -163,8 +163,9 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
     int sm_count = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0));
     const int n_split = cuda::decode_attention_splits(1, Hq, Hkv, sm_count);
-    fmt::print("decode attention, Llama-3.1-8B shapes ({} layers, {}/{} heads, d {}), {} splits, random K/V\n", L,
-               Hq, Hkv, D, n_split);
+    fmt::print(
+        "decode attention, Llama-3.1-8B shapes ({} layers, {}/{} heads, d {}), {} splits, random K/V\n", L,
+        Hq, Hkv, D, n_split);
     fmt::print(
         "| context | policy | ms / step (32 layers) | us / layer | tokens attended | bytes / step | TB/s | "
         "speedup |\n|---|---|---|---|---|---|---|---|\n");
@@ -242,8 +243,8 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
             auto part = [&](int what) {
                 for (int l = 0; l < L; ++l) {
                     if (!sel || !sel->sparse_layer(l)) continue;
-                    lc0 = {layers[l].k.as<uint16_t>(), layers[l].kminmax.as<uint16_t>(), layers[l].ksum.as<float>(),
-                           layers[l].count.as<int32_t>()};
+                    lc0 = {layers[l].k.as<uint16_t>(), layers[l].kminmax.as<uint16_t>(),
+                           layers[l].ksum.as<float>(), layers[l].count.as<int32_t>()};
                     sel->score(lc0, d_q.as<uint16_t>(), ss, s);
                     if (what == 1) sel->pick(ss, d_attended.as<int32_t>() + size_t(l) * Hq, s);
                 }
@@ -256,8 +257,8 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
             if (sel) {
                 const double scores_ms = time_graph(s, [&] { part(0); });
                 const double select_ms = time_graph(s, [&] { part(1); });
-                parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, PDL step {:.3f}", scores_ms, select_ms,
-                                    m_pdl);
+                parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, PDL step {:.3f}", scores_ms,
+                                    select_ms, m_pdl);
             } else {
                 parts = fmt::format("PDL step {:.3f}", m_pdl);
             }

@@ -1,13 +1,15 @@
 #pragma once
 // Helpers for the GPU tests: skip without a device, fresh random data (seed printed on failure, fixed by
-// DSA_TEST_SEED), device round trips, NaN poisoning, relative errors.
+// DSA_TEST_SEED), device round trips, NaN poisoning, relative errors, the golden test models.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
@@ -124,6 +126,18 @@ inline bool all_finite(const std::vector<float>& v) {
     for (float x : v)
         if (!std::isfinite(x)) return false;
     return true;
+}
+
+// The golden test models under tests/data/models (those with a golden.json), sorted by name.
+inline std::vector<std::string> golden_models() {
+    namespace fs = std::filesystem;
+    std::vector<std::string> names;
+    const fs::path root = fs::path(DSA_TEST_DATA) / "models";
+    if (!fs::exists(root)) return names;
+    for (const auto& e : fs::directory_iterator(root))
+        if (fs::exists(e.path() / "golden.json")) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
 }
 
 // Tolerance of a comparison whose output is rounded to `t` once.

@@ -92,16 +92,6 @@ void compare_backends(const Model& model, const std::vector<int>& prompt, int pa
     EXPECT_TRUE(s_gpu.pages.empty());
 }
 
-std::vector<std::string> golden_models() {
-    std::vector<std::string> names;
-    const fs::path root = fs::path(DSA_TEST_DATA) / "models";
-    if (!fs::exists(root)) return names;
-    for (const auto& e : fs::directory_iterator(root))
-        if (fs::exists(e.path() / "golden.json")) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
 TEST(GpuModel, GoldenModelsMatchCpuBackend) {
     DSA_REQUIRE_GPU();
     const auto names = golden_models();

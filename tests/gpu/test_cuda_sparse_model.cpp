@@ -28,16 +28,6 @@ namespace fs = std::filesystem;
 constexpr int kPrompt = 150;  // ~10 pages of 16 to choose from; the test models hold 256 positions
 constexpr int kSteps = 24;
 
-std::vector<std::string> golden_models() {
-    std::vector<std::string> names;
-    const fs::path root = fs::path(DSA_TEST_DATA) / "models";
-    if (!fs::exists(root)) return names;
-    for (const auto& e : fs::directory_iterator(root))
-        if (fs::exists(e.path() / "golden.json")) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
 // Small-context versions of the presets: a few pages compete, and dense_layers 1 leaves sparse layers in
 // the 2-3 layer test models.
 std::vector<AttentionPolicy> test_policies() {
@@ -108,7 +98,8 @@ TEST(GpuSparseModel, TeacherForcedLogitsMatchCpuForEveryPolicy) {
                 cpu->forward(sc, tok, LogitsMode::Last, lc);
                 gpu.forward(sg, tok, LogitsMode::Last, lg);
                 const double e = rel_error(lg, lc);
-                ASSERT_LE(e, policy.kind == PolicyKind::Oracle ? 0.15 : 0.5) << "decode step " << step;  // and NaN
+                ASSERT_LE(e, policy.kind == PolicyKind::Oracle ? 0.15 : 0.5)
+                    << "decode step " << step;  // and NaN
                 over += e > 1e-2;
                 worst = std::max(worst, e);
                 const ForwardStats a = cpu->last_stats(), b = gpu.last_stats();
@@ -144,7 +135,8 @@ TEST(GpuSparseModel, BudgetCoveringTheContextIsBitIdenticalToFull) {
         if (policy.kind == PolicyKind::Quest || policy.kind == PolicyKind::Oracle) policy.budget = 256;
         if (policy.kind == PolicyKind::Nsa) policy.top_n = 16;
         if (policy.kind == PolicyKind::Window) policy.window = 256;
-        if (policy.kind == PolicyKind::Quest && policy.gqa == GqaMode::PerHead) continue;  // other kernel rows
+        if (policy.kind == PolicyKind::Quest && policy.gqa == GqaMode::PerHead)
+            continue;  // other kernel rows
         SCOPED_TRACE(describe_policy(policy));
         BackendOptions opts;
         opts.context = kPrompt + kSteps + 8;

@@ -95,7 +95,7 @@ struct CudaBackend::Impl {
     DeviceBuffer attended;     // [n_layers][n_heads] int32: tokens each list attended (sparse decode)
     PinnedBuffer step_host, next_token_host, attended_host;
     std::unique_ptr<DeviceSelection> selection;  // the sparse policy's device selection; null: full
-    std::vector<int> block_table_shadow;  // what block_table holds
+    std::vector<int> block_table_shadow;         // what block_table holds
     bool use_graphs = true;
     ForwardStats stats;
 
@@ -149,8 +149,9 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
     lse_part = DeviceBuffer(static_cast<size_t>(cfg.n_heads) * n_split * 4, "decode attention splits");
     step = DeviceBuffer((kTokens + C) * 4, "step inputs");
     next_token = DeviceBuffer(4, "next token");
-    const size_t n_groups = std::max<size_t>(static_cast<size_t>(cfg.n_kv_heads) * ((cfg.group_size() + 15) / 16),
-                                             static_cast<size_t>(cfg.n_heads));
+    const size_t n_groups =
+        std::max<size_t>(static_cast<size_t>(cfg.n_kv_heads) * ((cfg.group_size() + 15) / 16),
+                         static_cast<size_t>(cfg.n_heads));
     counters = DeviceBuffer(n_groups * 4, "decode attention counters");
     CUDA_CHECK(cudaMemset(counters.get(), 0, counters.bytes()));
     const size_t n_attended = static_cast<size_t>(cfg.n_layers) * cfg.n_heads;
@@ -192,8 +193,8 @@ void CudaBackend::Impl::set_policy(const AttentionPolicy& policy) {
     std::unique_ptr<DeviceSelection> next;
     if (policy.kind != PolicyKind::Full) {
         if (policy.page_size != kv->shape().page_size)
-            throw Error("--device cuda: the policy's page size {} differs from the cache's {}", policy.page_size,
-                        kv->shape().page_size);
+            throw Error("--device cuda: the policy's page size {} differs from the cache's {}",
+                        policy.page_size, kv->shape().page_size);
         next = std::make_unique<DeviceSelection>(policy, 1, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim,
                                                  kv->capacity_tokens());
     }
@@ -376,8 +377,8 @@ void CudaBackend::Impl::decode_attention_layer(int l) {
         ss.block_tables = block_table.as<int32_t>();
         ss.table_stride = kv->shape().num_pages;
         ss.seq_len = step_ptr(kSeqLen);
-        selection->select(lc, q.as<uint16_t>(), ss, attended.as<int32_t>() + static_cast<size_t>(l) * cfg.n_heads,
-                          stream);
+        selection->select(lc, q.as<uint16_t>(), ss,
+                          attended.as<int32_t>() + static_cast<size_t>(l) * cfg.n_heads, stream);
         selection->attach(da);
     }
     decode_attention(da, stream);
@@ -389,9 +390,10 @@ void CudaBackend::Impl::read_decode_stats(int n_tokens) {
     stats.recall.clear();
     if (selection) {
         const int lists = selection->n_lists();
-        CUDA_CHECK(cudaMemcpy2DAsync(attended_host.as<int32_t>(), static_cast<size_t>(lists) * 4, attended.get(),
-                                     static_cast<size_t>(cfg.n_heads) * 4, static_cast<size_t>(lists) * 4,
-                                     static_cast<size_t>(cfg.n_layers), cudaMemcpyDeviceToHost, stream));
+        CUDA_CHECK(cudaMemcpy2DAsync(attended_host.as<int32_t>(), static_cast<size_t>(lists) * 4,
+                                     attended.get(), static_cast<size_t>(cfg.n_heads) * 4,
+                                     static_cast<size_t>(lists) * 4, static_cast<size_t>(cfg.n_layers),
+                                     cudaMemcpyDeviceToHost, stream));
         CUDA_CHECK(cudaStreamSynchronize(stream));
         const int32_t* a = attended_host.as<int32_t>();
         for (int l = 0; l < cfg.n_layers; ++l) {
@@ -534,8 +536,7 @@ int CudaBackend::forward_greedy(Sequence& seq, int token) {
 }
 
 void CudaBackend::set_attention(const AttentionPolicy& policy, bool collect_recall) {
-    if (collect_recall)
-        throw Error("attention recall is measured by the CPU backend only (--device cpu)");
+    if (collect_recall) throw Error("attention recall is measured by the CPU backend only (--device cpu)");
     validate_policy(policy);
     impl_->set_policy(policy);
 }

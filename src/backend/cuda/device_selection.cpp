@@ -32,8 +32,9 @@ DeviceSelection::DeviceSelection(const AttentionPolicy& policy, int n_seq, int n
     validate_policy(policy);
     const int P = policy.page_size;
     if (n_heads / n_kv_heads > 16)
-        throw Error("--device cuda: sparse attention takes at most 16 query heads per KV head, the model has {}",
-                    n_heads / n_kv_heads);
+        throw Error(
+            "--device cuda: sparse attention takes at most 16 query heads per KV head, the model has {}",
+            n_heads / n_kv_heads);
     PageSelectParams& s = params_;
     s.n_seq = n_seq;
     s.n_heads = n_heads;
@@ -78,7 +79,8 @@ DeviceSelection::DeviceSelection(const AttentionPolicy& policy, int n_seq, int n
     s.list_stride = page_list_capacity(s, max_tokens);
     const size_t lists = static_cast<size_t>(n_seq) * n_lists();
     if (policy.kind != PolicyKind::Window) {
-        scores_ = DeviceBuffer(static_cast<size_t>(n_seq) * n_heads * score_stride_ * 4, "sparse page scores");
+        scores_ =
+            DeviceBuffer(static_cast<size_t>(n_seq) * n_heads * score_stride_ * 4, "sparse page scores");
         keys_ = DeviceBuffer(lists * score_stride_ * 4, "sparse selection keys");
         s.scores = scores_.as<float>();
         s.keys = keys_.as<uint32_t>();

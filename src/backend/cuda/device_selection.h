@@ -56,12 +56,12 @@ private:
     AttentionPolicy policy_;
     int n_seq_, head_dim_, max_tokens_, score_stride_;
     PageSelectParams params_;
-    DeviceBuffer scores_;  // [n_seq][n_heads][score_stride] fp32
-    DeviceBuffer keys_;    // [n_seq][n_lists][score_stride] uint32
+    DeviceBuffer scores_;                 // [n_seq][n_heads][score_stride] fp32
+    DeviceBuffer keys_;                   // [n_seq][n_lists][score_stride] uint32
     DeviceBuffer chunk_max_, chunk_sum_;  // gqa=softmax: [n_seq][n_heads][chunk_stride] fp32
-    DeviceBuffer lists_;   // [n_seq][n_lists][list_stride] page ids
-    DeviceBuffer ranges_;  // [n_seq][n_lists][list_stride] lo | hi << 16
-    DeviceBuffer len_;     // [n_seq][n_lists]
+    DeviceBuffer lists_;                  // [n_seq][n_lists][list_stride] page ids
+    DeviceBuffer ranges_;                 // [n_seq][n_lists][list_stride] lo | hi << 16
+    DeviceBuffer len_;                    // [n_seq][n_lists]
 };
 
 }  // namespace dsa::cuda
