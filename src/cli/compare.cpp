@@ -103,7 +103,7 @@ Prefilled prefill_prompt(const CompareFlags& f, const Model& model, int page_siz
     o.threads = f.threads;
     o.attention.page_size = page_size;
     Prefilled p;
-    p.backend = make_backend(f.device, model, o);
+    p.backend = make_backend("cpu", model, o);  // --device auto: the reference backend (see run_compare)
     p.logits.resize(static_cast<size_t>(model.config.vocab_size));
     prefill(*p.backend, p.prompt, prompt, f.batch_size, p.logits, false);
     return p;
@@ -270,6 +270,13 @@ int run_compare(const CompareFlags& f) {
     if (f.batch_size < 1) throw Error("-b/--batch-size must be >= 1, got {}", f.batch_size);
     if (f.threads < 0) throw Error("-t/--threads must be >= 0 (0: all cores), got {}", f.threads);
     if (f.attn.empty()) throw Error("--attn: give at least one policy");
+    if (f.device != "cpu" && f.device != "auto" && f.device != "cuda")
+        throw Error("--device must be cpu, cuda or auto, got '{}'", f.device);
+    if (f.device == "cuda") {
+        throw Error(
+            "--device cuda: compare needs attention recall and sequence copies, which only the CPU backend "
+            "has; use --device cpu (generate, bench and eval run every policy on CUDA)");
+    }
     const std::vector<PolicyRun> runs = policy_runs(f);  // every flag checked before the model loads
     const int ref_page_size = f.overrides.page_size_opt->count() > 0 ? f.overrides.page_size : 16;
     const std::string text = f.file_opt->count() > 0 ? read_text(f.prompt_file) : f.prompt;
@@ -346,7 +353,8 @@ void add_compare_command(CLI::App& root, Action& action) {
     cmd->add_option("-b,--batch-size", f->batch_size, "Prompt tokens per prefill chunk")
         ->capture_default_str();
     cmd->add_option("--device", f->device,
-                    "cpu, cuda or auto (cpu by default: the reference backend runs every policy)")
+                    "cpu or auto, both the CPU reference backend (attention recall and sequence copies "
+                    "are CPU-only); cuda is an error")
         ->capture_default_str();
     cmd->add_option("-t,--threads", f->threads, "CPU threads; 0: all cores")->capture_default_str();
     cmd->add_flag("--json", f->json, "Print one JSON object instead of the table");

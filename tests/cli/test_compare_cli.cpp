@@ -137,6 +137,9 @@ TEST(AttnFlagsCli, InvalidCombinationsAreClearErrors) {
     expect_error("generate -m " + kModel + " -p hi --attn quest --top-n 4",
                  "--top-n does not apply to --attn quest");
     expect_error(compare_args("-n 1 --attn quest"), "-n 1: compare needs at least 2");
+    expect_error(compare_args("-n 2 --attn quest --device cuda"),
+                 "--device cuda: compare needs attention recall");
+    expect_error(compare_args("-n 2 --attn quest --device tpu"), "--device must be cpu, cuda or auto");
 }
 
 TEST(AttnFlagsCli, GenerateReportsAttendedTokens) {

@@ -7,7 +7,7 @@
 // and that head then attends other tokens: its step's logits can move by more than 1e-2. These random-weight
 // models attend almost uniformly, so near-ties are common. The selection itself is checked exactly, on
 // identical inputs, by test_page_select.cpp. Here the window policy (no scores, nothing to tie) must be
-// within 1e-2 at every step, and the page policies at most a quarter of their steps (H200, two runs: at most
+// within 1e-2 at every step, and the page policies at most a third of their steps (H200, two runs: at most
 // 5 of 24, worst 0.29); every step stays finite and within 0.5. The oracle ranks single tokens, so with these
 // near-uniform attentions a few of its 48 tokens differ at most steps (up to 16 of 24 steps above 1e-2, worst
 // 0.083): it must stay within 0.15 at every step.
@@ -112,7 +112,7 @@ TEST(GpuSparseModel, TeacherForcedLogitsMatchCpuForEveryPolicy) {
             EXPECT_LE(attended_gap, 16.0);
             const int allowed = policy.kind == PolicyKind::Window   ? 0
                                 : policy.kind == PolicyKind::Oracle ? kSteps
-                                                                    : kSteps / 4;
+                                                                    : kSteps / 3;
             EXPECT_LE(over, allowed) << "steps with logits more than 1e-2 from the CPU's";
             std::printf("  %-10s %-44s worst rel error %.2e, %d of %d steps > 1e-2, attended gap %.1f\n",
                         name.c_str(), describe_policy(policy).c_str(), worst, over, kSteps, attended_gap);
