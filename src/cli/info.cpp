@@ -82,18 +82,21 @@ int run_info(const InfoOptions& o) {
                bytes_string(m.weight_bytes()), m.weight_bytes());
 
     // KV cache at ctx tokens in pages of P: K and V per token and layer are n_kv_heads * head_dim elements
-    // each; page metadata per (layer, page, kv head) is kmin, kmax, ksum fp32 [D] + an int32 count.
+    // each; page metadata per (layer, page, kv head) is kmin, kmax [D] (fp32 on the CPU; bf16 on the GPU,
+    // where the keys are bf16), ksum fp32 [D] and an int32 count.
     const double pages = std::ceil(static_cast<double>(ctx) / kPageSize);
     const double kv_elems = 2.0 * c.n_layers * c.n_kv_heads * c.head_dim * pages * kPageSize;
-    const double meta = static_cast<double>(c.n_layers) * c.n_kv_heads * pages * (3.0 * c.head_dim * 4 + 4);
-    const double gpu = kv_elems * 2 + meta;  // bf16 K/V
-    const double cpu = kv_elems * 4 + meta;  // fp32 K/V (CPU reference backend)
+    const double page_heads = static_cast<double>(c.n_layers) * c.n_kv_heads * pages;
+    const double meta_gpu = page_heads * (2.0 * c.head_dim * 2 + c.head_dim * 4 + 4);
+    const double meta_cpu = page_heads * (3.0 * c.head_dim * 4 + 4);
+    const double gpu = kv_elems * 2 + meta_gpu;  // bf16 K/V
+    const double cpu = kv_elems * 4 + meta_cpu;  // fp32 K/V (CPU reference backend)
     fmt::print("kv cache       {} tokens = {:.0f} pages of {}{}\n", ctx, pages, kPageSize,
                ctx > c.max_position_embeddings ? " (beyond max_position_embeddings)" : "");
     fmt::print("  gpu (bf16)   {} = K/V {} + page metadata {} ({:.0f} bytes)\n", bytes_string(gpu),
-               bytes_string(kv_elems * 2), bytes_string(meta), gpu);
+               bytes_string(kv_elems * 2), bytes_string(meta_gpu), gpu);
     fmt::print("  cpu (fp32)   {} = K/V {} + page metadata {} ({:.0f} bytes)\n", bytes_string(cpu),
-               bytes_string(kv_elems * 4), bytes_string(meta), cpu);
+               bytes_string(kv_elems * 4), bytes_string(meta_cpu), cpu);
     fmt::print("  per token    {} bf16 / {} fp32 (K/V only)\n",
                bytes_string(kv_elems * 2 / (pages * kPageSize)),
                bytes_string(kv_elems * 4 / (pages * kPageSize)));

@@ -40,11 +40,13 @@ TEST(InfoCli, PrintsConfigSizesAndKvPlan) {
     EXPECT_TRUE(has(o, "BF16")) << o;
     EXPECT_TRUE(has(o, "(" + std::to_string(params * 2) + " bytes)")) << o;
     // 1000 tokens = 63 pages of 16 = 1008 slots. K/V bf16: 2 * 2 layers * 2 kv heads * 8 dims * 1008 * 2
-    // bytes. Metadata: 2 layers * 63 pages * 2 kv heads * (3 * 8 * 4 + 4) bytes.
-    const long kv_bf16 = 2L * 2 * 2 * 8 * 1008 * 2, meta = 2L * 63 * 2 * (3 * 8 * 4 + 4);
+    // bytes. Metadata per (layer, page, kv head): GPU bf16 kmin/kmax + fp32 ksum + count = 2*8*2 + 8*4 + 4
+    // bytes; CPU all fp32 = 3*8*4 + 4 bytes.
+    const long kv_bf16 = 2L * 2 * 2 * 8 * 1008 * 2, page_heads = 2L * 63 * 2;
+    const long meta_gpu = page_heads * (2 * 8 * 2 + 8 * 4 + 4), meta_cpu = page_heads * (3 * 8 * 4 + 4);
     EXPECT_TRUE(has(o, "1000 tokens = 63 pages of 16")) << o;
-    EXPECT_TRUE(has(o, "(" + std::to_string(kv_bf16 + meta) + " bytes)")) << o;
-    EXPECT_TRUE(has(o, "(" + std::to_string(2 * kv_bf16 + meta) + " bytes)")) << o;
+    EXPECT_TRUE(has(o, "(" + std::to_string(kv_bf16 + meta_gpu) + " bytes)")) << o;
+    EXPECT_TRUE(has(o, "(" + std::to_string(2 * kv_bf16 + meta_cpu) + " bytes)")) << o;
     EXPECT_TRUE(has(o, "KiB")) << o;
 }
 
