@@ -5,7 +5,6 @@
 // Memory: one [D] fp32 row of key sums and a count per (page, KV head), 4 D + 4 bytes (516 B at D = 128),
 // against 2 P D bytes of K/V (32 KB at NSA's P = 64): 1.6% of full attention's bytes. A lane reads 4 sums
 // (16 bytes); LP = D / 4 lanes per page (a whole warp at D = 128), kBatch pages in flight per lane group.
-#include "backend/cuda/cuda_check.h"
 #include "kernels/head_dim_dispatch.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/page_scores.cuh"
@@ -79,9 +78,7 @@ __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScorePara
 
 void nsa_score(const PageScoreParams& p, cudaStream_t stream) {
     if (p.n_seq == 0 || p.max_items <= 0) return;
-    if (p.n_heads / p.n_kv_heads > kMaxGroup)
-        throw_error("CUDA nsa_score: at most " + std::to_string(kMaxGroup) + " query heads per KV head");
-    const dim3 grid((p.max_items + kPagesPerCta - 1) / kPagesPerCta, p.n_kv_heads, p.n_seq);
+    const dim3 grid = score_grid(p, kPagesPerCta, "nsa_score");
     DSA_DISPATCH_HEAD_DIM(p.head_dim,
                           { launch_kernel(nsa_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
     CUDA_CHECK_LAUNCH();

@@ -1,7 +1,6 @@
 // The oracle's exact scores s_h(t) = q_h . k_t over every cached key (page_scores.h): it reads all of K, so
 // it costs as much as full attention's K reads; it is the quality ceiling of a token budget, not a fast path.
 // LP = D / 8 lanes per key (16 bytes each), kBatch keys in flight per lane group.
-#include "backend/cuda/cuda_check.h"
 #include "kernels/head_dim_dispatch.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/page_scores.cuh"
@@ -74,9 +73,7 @@ __global__ void __launch_bounds__(kThreads) oracle_score_kernel(const PageScoreP
 
 void oracle_score(const PageScoreParams& p, cudaStream_t stream) {
     if (p.n_seq == 0 || p.max_items <= 0) return;
-    if (p.n_heads / p.n_kv_heads > kMaxGroup)
-        throw_error("CUDA oracle_score: at most " + std::to_string(kMaxGroup) + " query heads per KV head");
-    const dim3 grid((p.max_items + kTokensPerCta - 1) / kTokensPerCta, p.n_kv_heads, p.n_seq);
+    const dim3 grid = score_grid(p, kTokensPerCta, "oracle_score");
     DSA_DISPATCH_HEAD_DIM(p.head_dim,
                           { launch_kernel(oracle_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
     CUDA_CHECK_LAUNCH();

@@ -3,6 +3,9 @@
 // threads scores a chunk of items of one (sequence, KV head): its G queries sit in shared memory as fp32, and
 // each item (a page's metadata row, or a key) is read by a group of LP lanes, each lane holding one 16-byte
 // piece, so a warp reads 32 / LP items per load instruction with every load 16 bytes wide and coalesced.
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
 #include "kernels/common.cuh"
 #include "kernels/page_scores.h"
 
@@ -12,6 +15,15 @@ constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxGroup = 16;  // query heads per KV head held in shared memory
 constexpr int kChunkPages = 64, kChunkTokens = 256;
+
+// Host: the grid of a score kernel, one CTA per items_per_cta items of each (sequence, KV head) up to
+// max_items; throws for groups of more than kMaxGroup query heads.
+inline dim3 score_grid(const PageScoreParams& p, int items_per_cta, const char* kernel) {
+    if (p.n_heads / p.n_kv_heads > kMaxGroup)
+        throw_error(std::string("CUDA ") + kernel + ": at most " + std::to_string(kMaxGroup) +
+                    " query heads per KV head");
+    return dim3((p.max_items + items_per_cta - 1) / items_per_cta, p.n_kv_heads, p.n_seq);
+}
 
 // Lanes per item when each lane holds `per_lane` elements of a D-element row: a power of 2 (the shuffle
 // reduction stays inside the group), at most 32.

@@ -5,7 +5,6 @@
 // 2 P D bytes of the page's K/V (8 KB at P = 16): 1/16 of full attention's bytes at P = 16. A lane reads 16
 // bytes of kmin and the 16 bytes of kmax at the same dims; LP = D / 8 lanes per page (16 at D = 128), so a
 // warp reads two pages per load instruction, kBatch rounds of them in flight before the first use.
-#include "backend/cuda/cuda_check.h"
 #include "kernels/head_dim_dispatch.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/page_scores.cuh"
@@ -83,9 +82,7 @@ int score_chunk_items(bool tokens) {
 
 void quest_score(const PageScoreParams& p, cudaStream_t stream) {
     if (p.n_seq == 0 || p.max_items <= 0) return;
-    if (p.n_heads / p.n_kv_heads > kMaxGroup)
-        throw_error("CUDA quest_score: at most " + std::to_string(kMaxGroup) + " query heads per KV head");
-    const dim3 grid((p.max_items + kPagesPerCta - 1) / kPagesPerCta, p.n_kv_heads, p.n_seq);
+    const dim3 grid = score_grid(p, kPagesPerCta, "quest_score");
     DSA_DISPATCH_HEAD_DIM(p.head_dim,
                           { launch_kernel(quest_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
     CUDA_CHECK_LAUNCH();

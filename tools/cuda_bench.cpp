@@ -120,9 +120,12 @@ double time_graph(cudaStream_t s, F enqueue) {
     return m;
 }
 
-// Page metadata of random keys: kv_metadata_update over each layer's whole context.
+// One layer's random K/V and the page metadata of those keys (kv_metadata_update over the whole context).
 struct BenchLayer {
     cuda::DeviceBuffer k, v, kminmax, ksum, count;
+    cuda::LayerCache cache() const {
+        return {k.as<uint16_t>(), kminmax.as<uint16_t>(), ksum.as<float>(), count.as<int32_t>()};
+    }
 };
 
 std::vector<BenchLayer> make_bench_layers(int L, int Hkv, int D, int P, int ctx,
@@ -206,6 +209,7 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
                 sel = std::make_unique<cuda::DeviceSelection>(policy, 1, Hq, Hkv, D, ctx);
             cudaStream_t s;
             CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+            const cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>()};
             auto step = [&] {
                 for (int l = 0; l < L; ++l) {
                     cuda::DecodeAttentionParams p;
@@ -227,26 +231,20 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
                     p.out_dtype = DType::BF16;
                     p.counters = d_counters.as<int32_t>();
                     if (sel && sel->sparse_layer(l)) {
-                        cuda::LayerCache lc{layers[l].k.as<uint16_t>(), layers[l].kminmax.as<uint16_t>(),
-                                            layers[l].ksum.as<float>(), layers[l].count.as<int32_t>()};
-                        cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>()};
-                        sel->select(lc, d_q.as<uint16_t>(), ss, d_attended.as<int32_t>() + size_t(l) * Hq, s);
+                        sel->select(layers[l].cache(), d_q.as<uint16_t>(), ss,
+                                    d_attended.as<int32_t>() + size_t(l) * Hq, s);
                         sel->attach(p);
                     }
                     cuda::decode_attention(p, s);
                 }
             };
-            // Parts of the step, each over the 32 layers as its own graph: the selection's scores, the whole
-            // selection, and the attention over the lists the last selection left.
-            cuda::LayerCache lc0;
-            cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>()};
-            auto part = [&](int what) {
+            // Parts of the step, each over the sparse layers as its own graph: the selection's scores alone,
+            // and the whole selection (scores, top-k and lists).
+            auto selection_only = [&](bool with_pick) {
                 for (int l = 0; l < L; ++l) {
-                    if (!sel || !sel->sparse_layer(l)) continue;
-                    lc0 = {layers[l].k.as<uint16_t>(), layers[l].kminmax.as<uint16_t>(),
-                           layers[l].ksum.as<float>(), layers[l].count.as<int32_t>()};
-                    sel->score(lc0, d_q.as<uint16_t>(), ss, s);
-                    if (what == 1) sel->pick(ss, d_attended.as<int32_t>() + size_t(l) * Hq, s);
+                    if (!sel->sparse_layer(l)) continue;
+                    sel->score(layers[l].cache(), d_q.as<uint16_t>(), ss, s);
+                    if (with_pick) sel->pick(ss, d_attended.as<int32_t>() + size_t(l) * Hq, s);
                 }
             };
             std::string parts;
@@ -255,8 +253,8 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
             const double m_pdl = time_graph(s, step);
             cuda::set_programmatic_launch(false);
             if (sel) {
-                const double scores_ms = time_graph(s, [&] { part(0); });
-                const double select_ms = time_graph(s, [&] { part(1); });
+                const double scores_ms = time_graph(s, [&] { selection_only(false); });
+                const double select_ms = time_graph(s, [&] { selection_only(true); });
                 parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, PDL step {:.3f}", scores_ms,
                                     select_ms, m_pdl);
             } else {
@@ -450,8 +448,7 @@ std::vector<std::string> split_names(const std::string& s) {
 
 std::vector<int> parse_list(const std::string& s) {
     std::vector<int> v;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');) v.push_back(std::stoi(item));
+    for (const std::string& item : split_names(s)) v.push_back(std::stoi(item));
     return v;
 }
 

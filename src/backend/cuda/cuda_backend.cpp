@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -112,6 +113,8 @@ struct CudaBackend::Impl {
     void decode_attention_layer(int l);
     void decode_body();
     void decode(int start, int token);
+    cudaGraphExec_t capture(const std::function<void()>& body);
+    void copy_decode_stats();
     void read_decode_stats(int n_tokens);
     void prefill(int start, std::span<const int> tokens, LogitsMode mode, std::span<float> logits);
     int32_t* step_ptr(int i) const { return step.as<int32_t>() + i; }
@@ -384,17 +387,23 @@ void CudaBackend::Impl::decode_attention_layer(int l) {
     decode_attention(da, stream);
 }
 
-// After a decode step over n_tokens cached tokens: the tokens attended per layer (mean over its lists).
+// Enqueues the copy of the tokens each list attended to the host (sparse policies; nothing for full), so
+// that it rides on the sync the step ends with anyway.
+void CudaBackend::Impl::copy_decode_stats() {
+    if (!selection) return;
+    const size_t lists = static_cast<size_t>(selection->n_lists());
+    CUDA_CHECK(cudaMemcpy2DAsync(attended_host.as<int32_t>(), lists * 4, attended.get(),
+                                 static_cast<size_t>(cfg.n_heads) * 4, lists * 4,
+                                 static_cast<size_t>(cfg.n_layers), cudaMemcpyDeviceToHost, stream));
+}
+
+// After a decode step over n_tokens cached tokens, its copy_decode_stats() and a stream sync: the tokens
+// attended per layer (mean over its lists).
 void CudaBackend::Impl::read_decode_stats(int n_tokens) {
     stats.attended_per_layer.assign(static_cast<size_t>(cfg.n_layers), static_cast<double>(n_tokens));
     stats.recall.clear();
     if (selection) {
         const int lists = selection->n_lists();
-        CUDA_CHECK(cudaMemcpy2DAsync(attended_host.as<int32_t>(), static_cast<size_t>(lists) * 4,
-                                     attended.get(), static_cast<size_t>(cfg.n_heads) * 4,
-                                     static_cast<size_t>(lists) * 4, static_cast<size_t>(cfg.n_layers),
-                                     cudaMemcpyDeviceToHost, stream));
-        CUDA_CHECK(cudaStreamSynchronize(stream));
         const int32_t* a = attended_host.as<int32_t>();
         for (int l = 0; l < cfg.n_layers; ++l) {
             if (!selection->sparse_layer(l)) continue;
@@ -440,20 +449,27 @@ void CudaBackend::Impl::decode(int start, int token) {
     // The first step runs eagerly (kernel attributes set, modules loaded outside any capture), then the
     // same launches are captured once for every later step.
     decode_body();
+    graph = capture([this] { decode_body(); });
+    graph_pdl = programmatic_launch();
+}
+
+// The launches of `body` on the stream as an instantiated graph (nothing runs).
+cudaGraphExec_t CudaBackend::Impl::capture(const std::function<void()>& body) {
     cudaGraph_t g = nullptr;
     CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     try {
-        decode_body();
+        body();
     } catch (...) {
         cudaStreamEndCapture(stream, &g);
         if (g) cudaGraphDestroy(g);
         throw;
     }
     CUDA_CHECK(cudaStreamEndCapture(stream, &g));
-    const cudaError_t err = cudaGraphInstantiate(&graph, g, 0);
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t err = cudaGraphInstantiate(&exec, g, 0);
     cudaGraphDestroy(g);
     CUDA_CHECK(err);
-    graph_pdl = programmatic_launch();
+    return exec;
 }
 
 void CudaBackend::Impl::prefill(int start, std::span<const int> tokens, LogitsMode mode,
@@ -508,6 +524,7 @@ void CudaBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode
     m.sync_block_table(seq);
     if (T == 1) {
         m.decode(start, tokens[0]);
+        m.copy_decode_stats();
         CUDA_CHECK(cudaMemcpyAsync(logits.data(), m.logits.get(), V * 4, cudaMemcpyDeviceToHost, m.stream));
         CUDA_CHECK(cudaStreamSynchronize(m.stream));
         m.read_decode_stats(start + 1);
@@ -527,6 +544,7 @@ int CudaBackend::forward_greedy(Sequence& seq, int token) {
     m.kv->reserve(seq, start + 1);
     m.sync_block_table(seq);
     m.decode(start, token);
+    m.copy_decode_stats();
     CUDA_CHECK(cudaMemcpyAsync(m.next_token_host.as<int32_t>(), m.next_token.get(), 4, cudaMemcpyDeviceToHost,
                                m.stream));
     CUDA_CHECK(cudaStreamSynchronize(m.stream));
@@ -556,20 +574,7 @@ AttentionTiming CudaBackend::time_decode_attention(const Sequence& seq, int reps
         for (int l = 0; l < m.cfg.n_layers; ++l) m.decode_attention_layer(l);
     };
     body();  // warm-up, outside the capture
-    cudaGraph_t g = nullptr;
-    cudaGraphExec_t ge = nullptr;
-    CUDA_CHECK(cudaStreamBeginCapture(m.stream, cudaStreamCaptureModeThreadLocal));
-    try {
-        body();
-    } catch (...) {
-        cudaStreamEndCapture(m.stream, &g);
-        if (g) cudaGraphDestroy(g);
-        throw;
-    }
-    CUDA_CHECK(cudaStreamEndCapture(m.stream, &g));
-    const cudaError_t err = cudaGraphInstantiate(&ge, g, 0);
-    cudaGraphDestroy(g);
-    CUDA_CHECK(err);
+    cudaGraphExec_t ge = m.capture(body);
     cudaEvent_t e0, e1;
     CUDA_CHECK(cudaEventCreate(&e0));
     CUDA_CHECK(cudaEventCreate(&e1));
@@ -586,6 +591,8 @@ AttentionTiming CudaBackend::time_decode_attention(const Sequence& seq, int reps
     CUDA_CHECK(cudaEventDestroy(e0));
     CUDA_CHECK(cudaEventDestroy(e1));
     CUDA_CHECK(cudaGraphExecDestroy(ge));
+    m.copy_decode_stats();
+    CUDA_CHECK(cudaStreamSynchronize(m.stream));
     m.read_decode_stats(seq.n_tokens);
     t.attended_tokens = m.stats.attended_tokens;
     return t;

@@ -35,7 +35,6 @@ public:
     DeviceSelection(const AttentionPolicy& policy, int n_seq, int n_heads, int n_kv_heads, int head_dim,
                     int max_tokens);
 
-    const AttentionPolicy& policy() const { return policy_; }
     bool sparse_layer(int layer) const { return layer >= policy_.dense_layers; }
     int n_lists() const { return params_.per_head_lists ? params_.n_heads : params_.n_kv_heads; }
 
