@@ -1,8 +1,8 @@
 #pragma once
 // Selection of one decode step on the device: from the per-head scores of page_scores.h to the page lists
-// the decode attention kernel (decode_attention.h) reads, with no host round trip. One CTA per list: a
-// (sequence, KV head) whose G query heads share the selection, or a (sequence, query head) with
-// per_head_lists. Semantics are the CPU reference's (attention/selection.h), stated here in its terms:
+// the decode attention kernel (decode_attention.h) reads, with no host round trip. A list is a (sequence, KV
+// head) whose G query heads share the selection, or a (sequence, query head) with per_head_lists. Semantics
+// are the CPU reference's (attention/selection.h), stated here in its terms:
 //
 //   items: complete pages 0 .. n_pages - 2 (tokens_are_items: tokens 0 .. n - 1, the oracle). With
 //   n_items <= dense_below_or_at the step is dense: the list is the block table (every page, whole), the
@@ -22,10 +22,14 @@ namespace dsa::cuda {
 
 enum class GroupReduce : int { Sum = 0, Max = 1, Softmax = 2 };
 
+constexpr int kPageSelectBins = 4096;  // histogram bins per list: the top 12 bits of a key
+
 struct PageSelectParams {
     const float* scores = nullptr;  // [n_seq][n_heads][score_stride] per-head scores, or null (no ranking)
     int score_stride = 0;
     uint32_t* keys = nullptr;  // [n_seq][n_lists][score_stride] scratch: the reduced scores as ordered keys
+    uint32_t* hist = nullptr;  // [n_seq][n_lists][kPageSelectBins] scratch, zero before the first call (each
+                               // call leaves it zero)
     const int32_t* block_tables = nullptr;  // [n_seq][table_stride]
     int64_t table_stride = 0;
     const int32_t* seq_len = nullptr;  // [n_seq] tokens cached, the current one included
@@ -57,8 +61,9 @@ struct PageSelectParams {
 // cut by both the sinks and the window, or (tokens_are_items) up to select_total runs.
 int page_list_capacity(const PageSelectParams& p, int max_tokens);
 
-// Selects for sequences of up to max_tokens tokens. Shared memory holds a bit per item and, when they fit
-// (up to 40K items, 160 KB), the keys; beyond, the keys stay in the `keys` scratch (L2).
+// Selects for sequences of up to max_tokens tokens: a key kernel over many CTAs (keys and a histogram of
+// their top bits), then one CTA per list (threshold, marks, list). Shared memory holds a bit per item and the
+// threshold bin's keys when they fit (up to 8K); beyond, the radix passes read the `keys` scratch (L2).
 void page_select(const PageSelectParams& p, int max_tokens, cudaStream_t stream);
 
 }  // namespace dsa::cuda
