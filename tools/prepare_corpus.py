@@ -4,15 +4,20 @@
 Sources (all public domain or permissively licensed, see models/README.md):
   - the public-domain books in ../shared/data/texts, except the held-out evaluation book
     (pride-and-prejudice.txt), Project Gutenberg header/footer stripped;
+  - the King James Bible (public domain) from Debian's bible-kjv-text, read out with its `bible` program
+    (package bible-kjv), verse numbers removed;
   - Debian's python3.11-doc reST sources (/usr/share/doc/python3.11/html/_sources, PSF license).
 
-    python tools/prepare_corpus.py --out .train/corpus   # writes books.bin, docs.bin, manifest.json
+    apt-get install python3.11-doc bible-kjv
+    python tools/prepare_corpus.py --out .train/corpus   # writes books.bin, docs.bin, heldout.bin, manifest.json
 
-Each .bin is a flat little-endian uint16 array of token ids; documents are separated by <|eos|>.
+books.bin holds the prose (books and the Bible), docs.bin the Python documentation; heldout.bin is the held-out book, for the evaluation loss in the training log only. Each .bin is a flat
+little-endian uint16 array of token ids; documents are separated by <|eos|>.
 """
 import argparse
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,11 @@ def strip_gutenberg(text: str) -> str:
     if end:
         text = text[: end.start()]
     return text.replace("\r\n", "\n").strip() + "\n"
+
+
+def king_james_bible() -> str:
+    text = subprocess.run(["bible", "-l0", "gen1:1-rev22:21"], capture_output=True, text=True, check=True).stdout
+    return re.sub(r"(?m)^ +\d+ ", "", text).strip() + "\n"
 
 
 def encode_docs(tok: Tokenizer, docs: list[str], eos: int) -> np.ndarray:
@@ -54,11 +64,14 @@ def main() -> None:
 
     books = sorted(p for p in Path(args.texts).glob("*.txt") if p.name != HELD_OUT)
     book_docs = [strip_gutenberg(p.read_text(encoding="utf-8", errors="replace")) for p in books]
+    book_docs.append(king_james_bible())
     doc_files = sorted(Path(args.pydoc).rglob("*.rst.txt"))
     py_docs = [p.read_text(encoding="utf-8", errors="replace") for p in doc_files]
 
     manifest = {"tokenizer": args.tokenizer, "held_out": HELD_OUT, "parts": {}}
-    for name, docs, srcs in (("books", book_docs, [p.name for p in books]),
+    held_out = [strip_gutenberg((Path(args.texts) / HELD_OUT).read_text(encoding="utf-8", errors="replace"))]
+    for name, docs, srcs in (("books", book_docs, [p.name for p in books] + ["King James Bible (bible-kjv-text)"]),
+                             ("heldout", held_out, [HELD_OUT]),
                              ("docs", py_docs, [f"{len(doc_files)} files under {args.pydoc}"])):
         ids = encode_docs(tok, docs, eos)
         ids.tofile(out / f"{name}.bin")

@@ -123,6 +123,19 @@ TEST_P(GoldenModel, ChunkingAndPageSizeDoNotChangeLogits) {
 INSTANTIATE_TEST_SUITE_P(CpuForward, GoldenModel,
                          ::testing::Values("llama", "llama_tied", "mistral", "qwen2", "qwen3"));
 
+// The bundled default model against HF's logits of the same files (tools/make_default_golden.py, run where
+// the model was trained): the checkpoint transformers loads is the one dsa computes.
+TEST(CpuForward, DefaultModelMatchesHf) {
+    const Golden g = load_golden(std::string(DSA_TEST_DATA) + "/default_model");
+    const Model model = load_model(std::string(DSA_SOURCE_DIR) + "/models/default");
+    ASSERT_EQ(model.config.vocab_size, g.vocab);
+    auto backend = make_backend("cpu", model, options());
+    const std::vector<float> ours = run(*backend, g, 16);
+    for (size_t p = 0; p < g.ids.size(); ++p)
+        EXPECT_LE(rel_err(ours.data() + p * g.vocab, g.logits.data() + p * g.vocab, g.vocab), 1e-4)
+            << "position " << p;
+}
+
 TEST(CpuForward, LastModeReturnsTheLastRowOfAll) {
     const std::string dir = kModels + "/qwen3";
     const Golden g = load_golden(dir);

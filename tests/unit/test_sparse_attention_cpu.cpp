@@ -211,13 +211,14 @@ TEST(SparseDecode, BudgetCoveringTheContextIsBitIdenticalToFull) {
 
 TEST(SparseDecode, SmallBudgetChangesTheOutputAndReportsWhatItAttends) {
     const int n_prompt = 150, steps = 3;
+    const size_t L = static_cast<size_t>(default_model().config.n_layers);
     AttentionPolicy full;
     const DecodeRun want = run_decode(full, n_prompt, steps, true);
     for (int step = 0; step < steps; ++step) {
         const ForwardStats& s = want.stats[static_cast<size_t>(step)];
-        EXPECT_EQ(s.recall, std::vector<double>(4, 1.0));
+        EXPECT_EQ(s.recall, std::vector<double>(L, 1.0));
         EXPECT_EQ(s.attended_tokens, n_prompt + step + 1);  // every cached token
-        EXPECT_EQ(s.attended_per_layer, std::vector<double>(4, n_prompt + step + 1.0));
+        EXPECT_EQ(s.attended_per_layer, std::vector<double>(L, n_prompt + step + 1.0));
     }
     const DecodeRun got = run_decode(make(PolicyKind::Quest, 16, 64), n_prompt, steps, true);
     EXPECT_NE(got.logits, want.logits);
@@ -226,8 +227,8 @@ TEST(SparseDecode, SmallBudgetChangesTheOutputAndReportsWhatItAttends) {
         // Every layer sparse: 3 chosen pages of 16 + the current page's tokens.
         const int n_tokens = n_prompt + step + 1;
         EXPECT_DOUBLE_EQ(s.attended_tokens, 48.0 + (n_tokens - 1) % 16 + 1);
-        EXPECT_EQ(s.attended_per_layer, std::vector<double>(4, 48.0 + (n_tokens - 1) % 16 + 1));
-        ASSERT_EQ(s.recall.size(), 4u);
+        EXPECT_EQ(s.attended_per_layer, std::vector<double>(L, 48.0 + (n_tokens - 1) % 16 + 1));
+        ASSERT_EQ(s.recall.size(), L);
         for (double r : s.recall) {
             EXPECT_GT(r, 0.0);
             EXPECT_LT(r, 1.0);
