@@ -9,11 +9,7 @@
 #   ncu.txt        Nsight Compute durations of the selection kernels at 128K
 # Plots and tables from the JSON: tools/plot_bench.py kernels.json tg.json peer.json --out docs/img --table
 set -uo pipefail
-OUT=${OUT:-/tmp/dsa_out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devcarry:${LD_LIBRARY_PATH:-}
-src=$(grep -a -o -m1 '/[[:alnum:]_/.-]*/tests/data' .devcarry/dsa_gpu_tests | head -1 | sed 's|/tests/data$||')
-if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
+. "$(dirname "$0")/device_env.sh"
 shape=models/shapes/llama-3.1-8b.json
 depths=8192,32768,65536,131072
 
@@ -24,8 +20,8 @@ for suite in $(.devcarry/dsa_gpu_tests --gtest_list_tests | grep -E '^[A-Za-z0-9
 done
 grep -E 'Failure|Expected|Which is|^\[  FAILED' "$OUT/tests.log" | head -30
 
-timeout 60 .devcarry/cuda_bench attn --ctx 32768 --attn full,quest,nsa,window --budget 2048 >"$OUT/sparse.log" 2>&1
-timeout 60 .devcarry/cuda_bench attn --ctx 131072 --attn full,quest,nsa --budget 4096 >>"$OUT/sparse.log" 2>&1
+timeout 100 stdbuf -oL .devcarry/cuda_bench attn --ctx 32768 --attn full,quest,nsa,window --budget 2048 >"$OUT/sparse.log" 2>&1
+timeout 100 stdbuf -oL .devcarry/cuda_bench attn --ctx 131072 --attn full,quest,nsa --budget 4096 >>"$OUT/sparse.log" 2>&1
 cat "$OUT/sparse.log"
 timeout 150 .devcarry/dsa bench --random-weights $shape --kernels --depth $depths --attn full,quest,nsa \
     --budget 4096 -r 5 --device cuda -o json >"$OUT/kernels.json" 2>/tmp/kernels.err
@@ -35,7 +31,6 @@ timeout 200 .devcarry/dsa bench --random-weights $shape -p none -n 16 --depth 40
 echo "tg exit $?"; tail -3 /tmp/tg.err
 timeout 90 python tools/peer_sdpa_bench.py --shape $shape --depth $depths --budget 4096 --generate-depth none \
     -o "$OUT/peer.json" 2>&1 | tail -3
-NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 timeout 60 "$NCU" --clock-control none --section SpeedOfLight -k "regex:page_(keys|select)_kernel" --launch-skip 60 \
     --launch-count 2 .devcarry/cuda_bench attn --ctx 131072 --attn quest --budget 4096 >"$OUT/ncu.txt" 2>&1
 grep -E 'page_|Duration' "$OUT/ncu.txt" | sed 's/  */ /g'

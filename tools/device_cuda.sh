@@ -6,12 +6,7 @@
 #     e2e:    dsa bench decode at 128K context, full vs quest (budget 4096) vs the nsa preset
 # GPU tests run one suite per process (a device fault cannot hide the other suites); logs go to $OUT.
 set -uo pipefail
-OUT=${OUT:-/tmp/dsa_out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devcarry:${LD_LIBRARY_PATH:-}
-# The test binary reads tests/data through the absolute path it was configured with.
-src=$(grep -a -o -m1 '/[[:alnum:]_/.-]*/tests/data' .devcarry/dsa_gpu_tests | head -1 | sed 's|/tests/data$||')
-if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
+. "$(dirname "$0")/device_env.sh"
 what=${*:-tests bench}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used,memory.total --format=csv | tee "$OUT/gpu.txt"
 

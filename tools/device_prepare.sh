@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run here (not on the device): builds the CUDA targets and fills .devcarry/ with what tools/device_cuda.sh
 # needs on the device machine: the stripped test and benchmark binaries and the non-system shared libraries
-# they link (the device image has CUDA's own). Then call the device with carry [".devcarry"].
+# they link (the device image has CUDA's own), and packs it into .devcarry.tar.xz (~3 MB; the working tree,
+# bundled model included, and what is carried must stay under the device's 64 MiB). Then call the device with
+# carry [".devcarry.tar.xz"]; tools/device_env.sh unpacks it there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-cuda -G Ninja -DDSA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
@@ -15,4 +17,5 @@ for lib in $(ldd .devcarry/dsa_gpu_tests .devcarry/cuda_bench .devcarry/dsa | aw
         *) cp -L "$lib" .devcarry/ ;;
     esac
 done
-du -sh .devcarry
+tar cJf .devcarry.tar.xz .devcarry
+du -sh .devcarry .devcarry.tar.xz

@@ -2,9 +2,7 @@
 # Runs on the device machine: Nsight Compute on the decode-attention kernels at 4K and 32K context (one
 # graph-replayed launch each), for DRAM throughput, duration and occupancy. Logs under $OUT.
 set -uo pipefail
-OUT=${OUT:-/tmp/dsa_out}
-export LD_LIBRARY_PATH=$PWD/.devcarry:${LD_LIBRARY_PATH:-}
-NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+. "$(dirname "$0")/device_env.sh"
 for ctx in 4096 32768; do
     for k in decode_attention_kernel attention_merge_kernel; do
         "$NCU" --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \

@@ -3,10 +3,7 @@
 # context): warp stall reasons and per-SASS-instruction samples, for where page_select spends its time.
 # Logs under $OUT: ncu_select.txt (sections), sass_select.csv (source page).
 set -uo pipefail
-OUT=${OUT:-/tmp/dsa_out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devcarry:${LD_LIBRARY_PATH:-}
-NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+. "$(dirname "$0")/device_env.sh"
 for k in page_select_kernel quest_score_kernel; do
     timeout 120 "$NCU" --clock-control none --set full --import-source no -k "regex:$k" --launch-skip 30 --launch-count 1 \
         -o "/tmp/rep_$k" -f .devcarry/cuda_bench attn --ctx 131072 --attn quest --budget 4096 >/dev/null 2>&1

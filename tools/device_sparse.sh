@@ -3,9 +3,7 @@
 # sparse-decode GPU tests, the attention-step benchmark of every policy at 32K and 128K, end-to-end decode
 # at 128K (full vs quest), and an Nsight Compute look at the selection kernels. Logs under $OUT.
 set -uo pipefail
-OUT=${OUT:-/tmp/dsa_out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devcarry:${LD_LIBRARY_PATH:-}
+. "$(dirname "$0")/device_env.sh"
 for s in GpuPageSelect GpuSparseModel; do
     timeout 100 .devcarry/dsa_gpu_tests --gtest_filter="$s.*" >"$OUT/test_$s.log" 2>&1
     echo "$s: exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/test_$s.log" | tr '\n' ' ')"
@@ -15,7 +13,6 @@ timeout 100 .devcarry/cuda_bench attn --ctx 32768 --attn full,quest,nsa --budget
 timeout 100 .devcarry/cuda_bench attn --ctx 131072 --attn full,quest,nsa --budget 4096 2>&1 | tee -a "$OUT/sparse.log"
 timeout 200 .devcarry/dsa bench --random-weights models/shapes/llama-3.1-8b.json -p none -n 16 --depth 131072 \
     -r 2 --device cuda -o md --attn full,quest --budget 4096 2>&1 | tee "$OUT/e2e.log"
-NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 for k in quest_score_kernel page_select_kernel; do
     timeout 60 "$NCU" --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
         -k "regex:$k" --launch-skip 30 --launch-count 1 .devcarry/cuda_bench attn --ctx 131072 --attn quest \

@@ -260,7 +260,9 @@ def main() -> None:
 
     model = model.to(torch.bfloat16)
     model.save_pretrained(out, safe_serialization=True)
-    gen = {"bos_token_id": 0, "eos_token_id": 1, "do_sample": True, "temperature": 0.8, "top_k": 40, "top_p": 0.95}
+    # repetition_penalty: the small model loops on a word without one (dsa generate and HF generate read it).
+    gen = {"bos_token_id": 0, "eos_token_id": 1, "do_sample": True, "temperature": 0.8, "top_k": 40, "top_p": 0.95,
+           "repetition_penalty": 1.15}
     (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
     if Path(args.tokenizer).resolve() != (out / "tokenizer.json").resolve():
         shutil.copy(args.tokenizer, out / "tokenizer.json")

@@ -1,5 +1,8 @@
 // `dsa generate`: text generation from a prompt, streamed to stdout, with llama.cpp's flag names and
 // timing lines (on stderr, so stdout holds only the text).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -7,6 +10,7 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli/attn_flags.h"
 #include "cli/commands.h"
@@ -48,7 +52,53 @@ struct GenerateFlags {
     CLI::Option* budget_opt = nullptr;
     CLI::Option* prompt_opt = nullptr;
     CLI::Option* file_opt = nullptr;
+    CLI::Option* temp_opt = nullptr;
+    CLI::Option* top_k_opt = nullptr;
+    CLI::Option* top_p_opt = nullptr;
+    CLI::Option* min_p_opt = nullptr;
+    CLI::Option* repeat_penalty_opt = nullptr;
 };
+
+// The sampler's settings: each flag given on the command line, else the model's generation_config.json
+// value, else the flag's default (llama.cpp's). `from_model` lists the generation_config.json keys used.
+struct Sampling {
+    SamplerParams params;
+    std::vector<std::string> from_model;
+};
+
+Sampling resolve_sampling(const GenerateFlags& f, const GenerationDefaults& g) {
+    Sampling s;
+    SamplerParams& p = s.params;
+    auto pick = [&](const CLI::Option* opt, auto flag, const auto& model_value, const char* key) {
+        using T = decltype(flag);
+        if (opt->count() > 0 || !model_value) return flag;
+        s.from_model.emplace_back(key);
+        return static_cast<T>(*model_value);
+    };
+    p.temperature = pick(f.temp_opt, f.temp, g.temperature, "temperature");
+    if (f.temp_opt->count() == 0 && g.do_sample == false) {  // HF: greedy, whatever the temperature says
+        p.temperature = 0.0f;
+        s.from_model.emplace_back("do_sample");
+    }
+    p.top_k = pick(f.top_k_opt, f.top_k, g.top_k, "top_k");
+    p.top_p = pick(f.top_p_opt, f.top_p, g.top_p, "top_p");
+    p.min_p = pick(f.min_p_opt, f.min_p, g.min_p, "min_p");
+    p.repeat_penalty =
+        pick(f.repeat_penalty_opt, f.repeat_penalty, g.repetition_penalty, "repetition_penalty");
+    return s;
+}
+
+std::string describe_sampling(const Sampling& s) {
+    const SamplerParams& p = s.params;
+    std::string text = p.temperature == 0.0f
+                           ? std::string("greedy")
+                           : fmt::format("temp {:.2f}, top-k {}, top-p {:.2f}, min-p {:.2f}", p.temperature,
+                                         p.top_k, p.top_p, p.min_p);
+    text += fmt::format(", repeat-penalty {:.2f}", p.repeat_penalty);
+    if (!s.from_model.empty())
+        text += fmt::format(" ({} from generation_config.json)", fmt::join(s.from_model, ", "));
+    return text;
+}
 
 // Every value is checked here, before anything is loaded, so a bad flag costs nothing and gives one line.
 void validate(const GenerateFlags& f) {
@@ -150,12 +200,9 @@ int run_generate(const GenerateFlags& f) {
     const uint64_t seed = resolve_seed(f.seed);
     std::fprintf(stderr, "dsa: seed = %llu\n", static_cast<unsigned long long>(seed));
     std::fprintf(stderr, "dsa: attention = %s\n", describe_policy(policy).c_str());
-    SamplerParams sp;
-    sp.temperature = f.temp;
-    sp.top_k = f.top_k;
-    sp.top_p = f.top_p;
-    sp.min_p = f.min_p;
-    sp.repeat_penalty = f.repeat_penalty;
+    const Sampling sampling = resolve_sampling(f, model.config.generation);
+    std::fprintf(stderr, "dsa: sampling = %s\n", describe_sampling(sampling).c_str());
+    SamplerParams sp = sampling.params;
     sp.repeat_last_n = f.repeat_last_n < 0 ? capacity : f.repeat_last_n;
     sp.seed = seed;
     Sampler sampler(sp);
@@ -206,13 +253,26 @@ void add_generate_command(CLI::App& root, Action& action) {
         ->capture_default_str();
     cmd->add_option("-s,--seed", flags->seed, "Sampling seed; -1: random from the time (printed on stderr)")
         ->capture_default_str();
-    cmd->add_option("--temp", flags->temp, "Temperature (>= 0; 0: greedy)")->capture_default_str();
-    cmd->add_option("--top-k", flags->top_k, "Top-k sampling; <= 0: disabled")->capture_default_str();
-    cmd->add_option("--top-p", flags->top_p, "Top-p (nucleus) sampling, in (0, 1]; 1: disabled")
-        ->capture_default_str();
-    cmd->add_option("--min-p", flags->min_p, "Min-p sampling, in [0, 1]; 0: disabled")->capture_default_str();
-    cmd->add_option("--repeat-penalty", flags->repeat_penalty, "Repetition penalty (> 0); 1: disabled")
-        ->capture_default_str();
+    flags->temp_opt = cmd->add_option("--temp", flags->temp,
+                                      "Temperature (>= 0; 0: greedy); default: the model's "
+                                      "generation_config.json (temperature, do_sample), else this")
+                          ->capture_default_str();
+    flags->top_k_opt = cmd->add_option("--top-k", flags->top_k,
+                                       "Top-k sampling; <= 0: disabled; default: generation_config.json's "
+                                       "top_k, else this")
+                           ->capture_default_str();
+    flags->top_p_opt = cmd->add_option("--top-p", flags->top_p,
+                                       "Top-p (nucleus) sampling, in (0, 1]; 1: disabled; default: "
+                                       "generation_config.json's top_p, else this")
+                           ->capture_default_str();
+    flags->min_p_opt = cmd->add_option("--min-p", flags->min_p,
+                                       "Min-p sampling, in [0, 1]; 0: disabled; default: "
+                                       "generation_config.json's min_p, else this")
+                           ->capture_default_str();
+    flags->repeat_penalty_opt = cmd->add_option("--repeat-penalty", flags->repeat_penalty,
+                                                "Repetition penalty (> 0); 1: disabled; default: "
+                                                "generation_config.json's repetition_penalty, else this")
+                                    ->capture_default_str();
     cmd->add_option("--repeat-last-n", flags->repeat_last_n,
                     "Tokens of history the repetition penalty looks at; 0: none, -1: the whole context")
         ->capture_default_str();

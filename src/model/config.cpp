@@ -417,6 +417,29 @@ json read_json_file(const std::filesystem::path& path) {
     }
 }
 
+GenerationDefaults parse_generation_defaults(const json& g, const std::string& source) {
+    GenerationDefaults d;
+    if (field(g, "do_sample")) d.do_sample = optional_bool(g, "do_sample", true, source);
+    // A number in a range, or nothing when the key is absent or null.
+    auto number = [&](const char* key, auto in_range, const char* range) -> std::optional<double> {
+        const json* v = field(g, key);
+        if (!v) return std::nullopt;
+        const double x = as_double(*v, key, source);
+        if (!in_range(x)) throw Error("{}: '{}' must be {}, got {}", source, key, range, x);
+        return x;
+    };
+    d.temperature = number(
+        "temperature", [](double x) { return x >= 0; }, ">= 0");
+    d.top_p = number(
+        "top_p", [](double x) { return x > 0 && x <= 1; }, "in (0, 1]");
+    d.min_p = number(
+        "min_p", [](double x) { return x >= 0 && x <= 1; }, "in [0, 1]");
+    d.repetition_penalty = number(
+        "repetition_penalty", [](double x) { return x > 0; }, "> 0");
+    if (const json* v = field(g, "top_k")) d.top_k = as_int(*v, "top_k", source);
+    return d;
+}
+
 }  // namespace
 
 ModelConfig load_model_config(const std::filesystem::path& dir) {
@@ -435,6 +458,7 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
         if (const json* b = field(g, "bos_token_id")) c.bos_token_id = bos_id(*b, source);
         if (const json* e = field(g, "eos_token_id"))
             c.eos_token_ids = token_id_list(*e, "eos_token_id", source);
+        c.generation = parse_generation_defaults(g, source);
     }
     for (int id : c.eos_token_ids) {
         if (id < 0 || id >= c.vocab_size) {

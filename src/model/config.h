@@ -2,10 +2,10 @@
 // The model hyper-parameters dsa needs, read from a Hugging Face config.json (+ generation_config.json).
 // Supported architectures: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM.
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "util/dtype.h"
 
@@ -32,6 +32,17 @@ struct RopeScaling {
     bool truncate = true;           // yarn: floor/ceil the correction range (HF `truncate`, default true)
 };
 
+// The sampling settings of generation_config.json, each only where the file sets it: `dsa generate` uses
+// them for the flags its command line leaves out, as HF generate() and vLLM do.
+struct GenerationDefaults {
+    std::optional<bool> do_sample;             // false: greedy
+    std::optional<double> temperature;         // >= 0
+    std::optional<int> top_k;                  // <= 0: disabled
+    std::optional<double> top_p;               // (0, 1]
+    std::optional<double> min_p;               // [0, 1]
+    std::optional<double> repetition_penalty;  // > 0
+};
+
 struct ModelConfig {
     Arch arch = Arch::Llama;
     std::string arch_name;  // as written in config.json, e.g. "LlamaForCausalLM"
@@ -51,6 +62,7 @@ struct ModelConfig {
     int max_position_embeddings = 0;
     int bos_token_id = -1;            // -1: none
     std::vector<int> eos_token_ids;   // generation stops at any of these
+    GenerationDefaults generation;    // generation_config.json's sampling settings
     DType torch_dtype = DType::BF16;  // informational: the dtype the checkpoint says it is stored in
 
     int group_size() const { return n_heads / n_kv_heads; }
@@ -62,7 +74,8 @@ struct ModelConfig {
 // architecture, a missing or ill-typed required field, or inconsistent values (heads not divisible, ...).
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& source);
 
-// Reads DIR/config.json and, when present, DIR/generation_config.json (its bos/eos override config.json's).
+// Reads DIR/config.json and, when present, DIR/generation_config.json (its bos/eos override config.json's;
+// its sampling settings, range-checked, fill `generation`).
 ModelConfig load_model_config(const std::filesystem::path& dir);
 
 std::string arch_to_string(Arch a);

@@ -96,6 +96,39 @@ TEST(GenerateCli, SameSeedSameSampledText) {
     EXPECT_NE(a.err.find("dsa: seed = 1234"), std::string::npos) << a.err;
 }
 
+// Sampling flags left out come from the model's generation_config.json (the bundled model sets temperature,
+// top_k, top_p and repetition_penalty; min-p keeps the flag's default); given flags win.
+TEST(GenerateCli, SamplingComesFromGenerationConfigUnlessGiven) {
+    const CliResult a = run_dsa(generate_args("-n 2 -s 1 -p " + shell_quote(kPrompt)));
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    EXPECT_NE(a.err.find("dsa: sampling = temp 0.80, top-k 40, top-p 0.95, min-p 0.05, repeat-penalty 1.15 "
+                         "(temperature, top_k, top_p, repetition_penalty from generation_config.json)\n"),
+              std::string::npos)
+        << a.err;
+    const CliResult b = run_dsa(generate_args("-n 2 --temp 0 --repeat-penalty 1 -p " + shell_quote(kPrompt)));
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    EXPECT_NE(b.err.find(
+                  "dsa: sampling = greedy, repeat-penalty 1.00 (top_k, top_p from generation_config.json)\n"),
+              std::string::npos)
+        << b.err;
+
+    // do_sample: false means greedy: the same text as --temp 0 on the same weights.
+    TempDir dir("genconfig");
+    for (const char* name : {"config.json", "model.safetensors", "tokenizer.json"})
+        fs::create_symlink(fs::path(kModel) / name, dir.path() / name);
+    std::ofstream(dir.path() / "generation_config.json")
+        << R"({"bos_token_id": 0, "eos_token_id": 1, "do_sample": false})";
+    const std::string tail = " -n 8 --no-display-prompt -p " + shell_quote(kPrompt);
+    const CliResult g = run_dsa("generate -m " + shell_quote(dir.path().string()) + tail);
+    const CliResult t = run_dsa("generate -m " + shell_quote(dir.path().string()) + " --temp 0" + tail);
+    ASSERT_EQ(g.exit_code, 0) << g.err;
+    EXPECT_NE(
+        g.err.find("dsa: sampling = greedy, repeat-penalty 1.00 (do_sample from generation_config.json)"),
+        std::string::npos)
+        << g.err;
+    EXPECT_EQ(g.out, t.out);
+}
+
 TEST(GenerateCli, LongPromptShowsPrefillProgressPerChunk) {
     const CliResult r = run_dsa(generate_args("-n 2 --temp 0 -b 4 -p " + shell_quote(kPrompt)));
     ASSERT_EQ(r.exit_code, 0) << r.err;

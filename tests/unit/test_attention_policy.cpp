@@ -173,7 +173,7 @@ TEST(PolicyValidation, InvalidCombinationsNameTheFlag) {
 
 TEST(PolicyDescribe, OneLine) {
     EXPECT_EQ(describe_policy(load_policy("quest", kPresets)),
-              "quest P=16 B=2048 gqa=softmax dense_layers=2");
+              "quest P=16 B=2048 gqa=sum dense_layers=2");
     EXPECT_EQ(describe_policy(load_policy("full", kPresets)), "full P=16");
 }
 

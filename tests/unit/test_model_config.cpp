@@ -302,6 +302,45 @@ TEST(ModelConfig, GenerationConfigOverridesTokenIds) {
     EXPECT_EQ(c.eos_token_ids, (std::vector<int>{151645, 151643}));
 }
 
+TEST(ModelConfig, GenerationConfigSamplingSettings) {
+    TempDir dir;
+    test::write_json(dir / "config.json", kQwen25_05B);
+    test::write_json(dir / "generation_config.json", {{"do_sample", false},
+                                                      {"temperature", 0.7},
+                                                      {"top_k", 20},
+                                                      {"top_p", 0.8},
+                                                      {"min_p", nullptr},
+                                                      {"repetition_penalty", 1.05}});
+    const GenerationDefaults g = load_model_config(dir.path()).generation;
+    EXPECT_EQ(g.do_sample, false);
+    EXPECT_EQ(g.temperature, 0.7);
+    EXPECT_EQ(g.top_k, 20);
+    EXPECT_EQ(g.top_p, 0.8);
+    EXPECT_FALSE(g.min_p.has_value());  // null: not set
+    EXPECT_EQ(g.repetition_penalty, 1.05);
+
+    test::write_json(dir / "generation_config.json", {{"eos_token_id", 151643}});
+    const GenerationDefaults none = load_model_config(dir.path()).generation;
+    EXPECT_FALSE(none.do_sample || none.temperature || none.top_k || none.top_p || none.repetition_penalty);
+}
+
+TEST(ModelConfig, RejectsOutOfRangeGenerationConfigSettings) {
+    TempDir dir;
+    test::write_json(dir / "config.json", kQwen25_05B);
+    const std::string gen = (dir / "generation_config.json").string();
+    for (const auto& [key, value, message] :
+         {std::tuple<const char*, json, std::string>{"top_p", 1.5, "'top_p' must be in (0, 1], got 1.5"},
+          {"temperature", -1, "'temperature' must be >= 0, got -1"},
+          {"repetition_penalty", 0, "'repetition_penalty' must be > 0, got 0"},
+          {"min_p", 2, "'min_p' must be in [0, 1], got 2"},
+          {"top_k", 2.5, "'top_k' must be an integer, got 2.5"},
+          {"do_sample", "yes", "'do_sample' must be true or false, got \"yes\""}}) {
+        test::write_json(dir / "generation_config.json", {{key, value}});
+        const std::string err = error_of([&] { load_model_config(dir.path()); });
+        EXPECT_NE(err.find(gen + ": " + message), std::string::npos) << err;
+    }
+}
+
 TEST(ModelConfig, YarnAttentionFactorMatchesHfRopeCases) {
     // tests/data/models/rope_cases.json: configs with HF's attention_scaling (tools/make_golden_models.py).
     const auto path = std::filesystem::path(DSA_TEST_DATA) / "models" / "rope_cases.json";

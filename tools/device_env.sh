@@ -1,0 +1,10 @@
+# Sourced by the tools/device_*.sh scripts on the device machine, from the repository root: $OUT (what comes
+# back), the carried shared libraries on the loader path, the tests' data path, and $NCU (Nsight Compute).
+[ -d .devcarry ] || tar xJf .devcarry.tar.xz  # carried packed (tools/device_prepare.sh)
+OUT=${OUT:-/tmp/dsa_out}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH=$PWD/.devcarry:${LD_LIBRARY_PATH:-}
+# The test binary reads tests/data through the absolute path it was configured with.
+src=$(grep -a -o -m1 '/[[:alnum:]_/.-]*/tests/data' .devcarry/dsa_gpu_tests 2>/dev/null | head -1 | sed 's|/tests/data$||')
+if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
