@@ -6,11 +6,12 @@
 // list's histogram, with warp-aggregated atomics (scores of one magnitude share their top bits).
 //
 // Top-k (page_select_kernel, one CTA per list): the histogram gives the bin of the k-th largest key; only
-// that bin's keys (candidates, typically a few dozen of 8K) go on, into shared memory, through 8-bit radix
-// passes over the 20 lower bits, each a shared-memory histogram of the candidates still matching the digits
-// chosen so far, to the k-th largest key T. Keys above T are taken, and of those equal to T the lowest
-// indices, which is the CPU's total order (attention/top_k.cpp) exactly. A bin holding exactly the keys still
-// needed ends the search early; the ordered scan for ties runs only when keys equal to T are left over.
+// that bin's keys (candidates: a small fraction of the 8K when the scores spread over several binades) go
+// on, into shared memory, through 8-bit radix passes over the 20 lower bits, each a shared-memory histogram
+// of the candidates still matching the digits chosen so far, to the k-th largest key T. Keys above T are
+// taken, and of those equal to T the lowest indices, which is the CPU's total order (attention/top_k.cpp)
+// exactly. A bin holding exactly the keys still needed ends the search early; the ordered scan for ties
+// runs only when keys equal to T are left over.
 //
 // Why two kernels: one 1024-thread CTA computing the keys and running four radix passes over all of them
 // issued about 4.3K instructions per warp at 128K context (57 us, ncu: 1.3 IPC, short-scoreboard stalls on
