@@ -19,15 +19,6 @@ using simd::f32x8;
 // Rows of w converted per tile: 16 rows of K = 4096 fp32 are 256 KiB, which stay in L2 while every
 // activation row of the chunk streams past them.
 constexpr int kTileRows = 16;
-// Activation rows up to which bf16 weights are multiplied in place rather than converted to a tile.
-constexpr int kInPlaceRows = 4;
-
-[[gnu::always_inline]] inline float weight_f32(float w) {
-    return w;
-}
-[[gnu::always_inline]] inline float weight_f32(uint16_t bf16) {
-    return std::bit_cast<float>(static_cast<uint32_t>(bf16) << 16);
-}
 
 [[gnu::always_inline]] inline void f16_row(const uint16_t* h, size_t n, float* out) {
     for (size_t i = 0; i < n; ++i) {
@@ -63,11 +54,10 @@ constexpr int kInPlaceRows = 4;
 }
 
 // res[t][r] = w[r] · x[t] for TT activation rows and R weight rows, sharing every load: TT*R vector
-// accumulators (8 with 2x4), which fit the 16 vector registers of SSE2/AVX2. W: float, or uint16_t for
-// bf16 rows widened in registers (the same fp32 values, so the same bits as converting them first).
-template <int TT, int R, typename W>
-[[gnu::always_inline]] inline void micro_kernel(const W* const* w, const float* const* x, int K, float* res,
-                                                int res_stride) {
+// accumulators (8 with 2x4), which fit the 16 vector registers of SSE2/AVX2.
+template <int TT, int R>
+[[gnu::always_inline]] inline void micro_kernel(const float* const* w, const float* const* x, int K,
+                                                float* res, int res_stride) {
     f32x8 acc[TT][R] = {};
     const int K8 = K & ~7;
     // Fully unrolled, so that wv and acc live in registers (a rolled load loop goes through the stack
@@ -94,24 +84,38 @@ template <int TT, int R, typename W>
     for (int t = 0; t < TT; ++t) {
         for (int r = 0; r < R; ++r) {
             float tail = 0.0f;
-            for (int k = K8; k < K; ++k) tail += weight_f32(w[r][k]) * x[t][k];
+            for (int k = K8; k < K; ++k) tail += w[r][k] * x[t][k];
             res[t * res_stride + r] = sums[t][r] + tail;
         }
     }
 }
 
-template <int TT, typename W>
-[[gnu::always_inline]] inline void rows_times_x(const W* const* rows, int n_rows, const float* const* x,
+template <int TT>
+[[gnu::always_inline]] inline void rows_times_x(const float* const* rows, int n_rows, const float* const* x,
                                                 int K, float* out, int N) {
     int r = 0;
     for (; r + 4 <= n_rows; r += 4) micro_kernel<TT, 4>(rows + r, x, K, out + r, N);
     for (; r < n_rows; ++r) micro_kernel<TT, 1>(rows + r, x, K, out + r, N);
 }
 
-// out[t][r0 .. r0 + n_rows) for every t from the weight rows `rows` ([n_rows] -> [K]).
-template <typename W>
-[[gnu::always_inline]] inline void rows_times_all_x(const W* const* rows, int n_rows, int r0, const float* x,
-                                                    int T, int K, float* out, int N) {
+// One tile: converts rows [r0, r0 + n_rows) of w to fp32 (unless stored as fp32) and writes
+// out[t][r0 .. r0 + n_rows) for every t. Built for AVX2 and the baseline, picked at load time.
+__attribute__((target_clones("avx2", "default"))) void tile_times_x(const TensorView& w, int r0, int n_rows,
+                                                                    const float* x, int T, float* tile,
+                                                                    const float* bias, float* out) {
+    const int N = static_cast<int>(w.rows());
+    const int K = static_cast<int>(w.cols());
+    const float* rows[kTileRows];
+    for (int r = 0; r < n_rows; ++r) {
+        const size_t first = static_cast<size_t>(r0 + r) * K;
+        if (w.dtype == DType::F32) {
+            rows[r] = static_cast<const float*>(w.data) + first;
+        } else {
+            float* dst = tile + static_cast<size_t>(r) * K;
+            to_f32(w.data, w.dtype, first, K, dst);
+            rows[r] = dst;
+        }
+    }
     int t = 0;
     for (; t + 2 <= T; t += 2) {
         const float* xt[2] = {x + static_cast<size_t>(t) * K, x + static_cast<size_t>(t + 1) * K};
@@ -120,37 +124,6 @@ template <typename W>
     for (; t < T; ++t) {
         const float* xt[1] = {x + static_cast<size_t>(t) * K};
         rows_times_x<1>(rows, n_rows, xt, K, out + static_cast<size_t>(t) * N + r0, N);
-    }
-}
-
-// One tile: rows [r0, r0 + n_rows) of w times every activation row, into out[t][r0 .. r0 + n_rows).
-// bf16 rows are read in place for up to kInPlaceRows activation rows (decode: the weights are streamed
-// once, 2 bytes per element, instead of written to and read back from an fp32 tile, which tripled the
-// traffic of a memory-bound step); otherwise rows are converted to fp32 once (unless stored as fp32) and
-// reused by every activation row. Built for AVX2 and the baseline, picked at load time.
-__attribute__((target_clones("avx2", "default"))) void tile_times_x(const TensorView& w, int r0, int n_rows,
-                                                                    const float* x, int T, float* tile,
-                                                                    const float* bias, float* out) {
-    const int N = static_cast<int>(w.rows());
-    const int K = static_cast<int>(w.cols());
-    if (w.dtype == DType::BF16 && T <= kInPlaceRows) {
-        const uint16_t* rows[kTileRows];
-        for (int r = 0; r < n_rows; ++r)
-            rows[r] = static_cast<const uint16_t*>(w.data) + static_cast<size_t>(r0 + r) * K;
-        rows_times_all_x(rows, n_rows, r0, x, T, K, out, N);
-    } else {
-        const float* rows[kTileRows];
-        for (int r = 0; r < n_rows; ++r) {
-            const size_t first = static_cast<size_t>(r0 + r) * K;
-            if (w.dtype == DType::F32) {
-                rows[r] = static_cast<const float*>(w.data) + first;
-            } else {
-                float* dst = tile + static_cast<size_t>(r) * K;
-                to_f32(w.data, w.dtype, first, K, dst);
-                rows[r] = dst;
-            }
-        }
-        rows_times_all_x(rows, n_rows, r0, x, T, K, out, N);
     }
     if (bias) {
         for (int tt = 0; tt < T; ++tt)
@@ -168,11 +141,9 @@ void matmul(ThreadPool& pool, const float* x, int T, const TensorView& w, const 
     const int N = static_cast<int>(w.rows());
     const int K = static_cast<int>(w.cols());
     const size_t n_tiles = (N + kTileRows - 1) / kTileRows;
-    // At least ~64K multiply-adds per chunk, so tiny layers do not pay for waking the pool, while a 512 x 512
-    // decode projection still splits into 4 chunks and every core streams weights (a 256K grain left most
-    // decode projections of the bundled model on one core).
+    // At least ~256K multiply-adds per chunk, so tiny layers do not pay for waking the pool.
     const size_t work_per_tile = static_cast<size_t>(kTileRows) * K * T;
-    const size_t grain = std::max<size_t>(1, (size_t{1} << 16) / work_per_tile);
+    const size_t grain = std::max<size_t>(1, (size_t{1} << 18) / work_per_tile);
     pool.parallel_for(n_tiles, grain, [&](size_t b0, size_t b1) {
         thread_local std::vector<float> tile;  // [kTileRows][K], reused across calls
         if (w.dtype != DType::F32 && tile.size() < static_cast<size_t>(kTileRows) * K)

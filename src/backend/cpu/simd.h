@@ -4,13 +4,10 @@
 // twice with target_clones ("avx2" and the baseline), and since both do the same lane-wise operations in
 // the same order (no FMA contraction in ISO C++ mode), their results are bit-identical.
 #include <cstddef>
-#include <cstdint>
 
 namespace dsa::simd {
 
 using f32x8 = float __attribute__((vector_size(32)));
-using u16x8 = uint16_t __attribute__((vector_size(16)));
-using u32x8 = uint32_t __attribute__((vector_size(32)));
 
 // Loads/stores through memcpy: no alignment requirement. Out-parameters rather than return values, so no
 // function has a 32-byte vector in its ABI.
@@ -19,14 +16,6 @@ using u32x8 = uint32_t __attribute__((vector_size(32)));
 }
 [[gnu::always_inline]] inline void store8(float* p, const f32x8& v) {
     __builtin_memcpy(p, &v, sizeof(v));
-}
-
-// 8 bf16 values widened to fp32 in registers (exact: a bf16 is the top half of an fp32).
-[[gnu::always_inline]] inline void load8(f32x8& v, const uint16_t* bf16) {
-    u16x8 h;
-    __builtin_memcpy(&h, bf16, sizeof(h));
-    const u32x8 w = __builtin_convertvector(h, u32x8) << 16;
-    __builtin_memcpy(&v, &w, sizeof(v));
 }
 
 [[gnu::always_inline]] inline float hsum8(const f32x8& a) {
