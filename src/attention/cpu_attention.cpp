@@ -21,27 +21,98 @@ struct Rows {
     float scale;
 };
 
+// s[j] = (qg · k_j) * scale for j < n, four keys at a time sharing the loads of qg: per key the lanes and the
+// reduction of simd::dot exactly.
+[[gnu::always_inline]] inline void scores(const float* qg, const float* kp, int n, int D, float scale,
+                                          float* s) {
+    const int D8 = D & ~7;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float* k[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) k[r] = kp + static_cast<size_t>(j + r) * D;
+        simd::f32x8 acc[4] = {};
+        for (int i = 0; i < D8; i += 8) {
+            simd::f32x8 vq;
+            simd::load8(vq, qg + i);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; ++r) {
+                simd::f32x8 vk;
+                simd::load8(vk, k[r] + i);
+                acc[r] += vq * vk;
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+            float tail = 0.0f;
+            for (int i = D8; i < D; ++i) tail += qg[i] * k[r][i];
+            s[j + r] = (simd::hsum8(acc[r]) + tail) * scale;
+        }
+    }
+    for (; j < n; ++j) s[j] = simd::dot(qg, kp + static_cast<size_t>(j) * D, D) * scale;
+}
+
+// og = og * corr + sum_j p[j] * v_j: per element the operations of simd::scale, then simd::axpy for each j
+// in order. 32 lanes of og stay in four registers across the n values, four independent add chains (one
+// chain waited on the add latency for every value: 4 cycles per 8 lanes).
+[[gnu::always_inline]] inline void rescale_accumulate(float* og, float corr, const float* p, const float* vp,
+                                                      int n, int D) {
+    int i = 0;
+    for (; i + 32 <= D; i += 32) {
+        simd::f32x8 o[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) {
+            simd::load8(o[c], og + i + 8 * c);
+            o[c] *= corr;
+        }
+        for (int j = 0; j < n; ++j) {
+            const float* v = vp + static_cast<size_t>(j) * D + i;
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; ++c) {
+                simd::f32x8 vc;
+                simd::load8(vc, v + 8 * c);
+                o[c] += p[j] * vc;
+            }
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) simd::store8(og + i + 8 * c, o[c]);
+    }
+    for (; i + 8 <= D; i += 8) {
+        simd::f32x8 o;
+        simd::load8(o, og + i);
+        o *= corr;
+        for (int j = 0; j < n; ++j) {
+            simd::f32x8 v;
+            simd::load8(v, vp + static_cast<size_t>(j) * D + i);
+            o += p[j] * v;
+        }
+        simd::store8(og + i, o);
+    }
+    for (; i < D; ++i) {
+        float o = og[i] * corr;
+        for (int j = 0; j < n; ++j) o += p[j] * vp[static_cast<size_t>(j) * D + i];
+        og[i] = o;
+    }
+}
+
 // One step of the online softmax of one query row over n consecutive cached keys/values: the scores go to
-// s, the row's running max m and denominator l are updated and its accumulator og rescaled to the new max.
-// Every path (page lists, causal blocks, spans) takes its steps through here, so equal steps give equal
-// bits. qg, og: [D]; kp, vp: [n][D]; s: [P].
+// s (then their exponentials), the row's running max m and denominator l are updated and its accumulator
+// og rescaled to the new max. Every path (page lists, causal blocks, spans) takes its steps through here,
+// so equal steps give equal bits. qg, og: [D]; kp, vp: [n][D]; s: [P].
 [[gnu::always_inline]] inline void online_step(const float* qg, const float* kp, const float* vp, int n,
                                                int D, float scale, float* s, float& m, float& l, float* og) {
+    scores(qg, kp, n, D, scale, s);
     float page_max = -std::numeric_limits<float>::infinity();
-    for (int j = 0; j < n; ++j) {
-        s[j] = simd::dot(qg, kp + static_cast<size_t>(j) * D, D) * scale;
-        page_max = std::max(page_max, s[j]);
-    }
+    for (int j = 0; j < n; ++j) page_max = std::max(page_max, s[j]);
     const float m_new = std::max(m, page_max);
     // Rescale what was accumulated under the old max (exp(-inf) = 0 on the first step).
     const float corr = std::exp(m - m_new);
     l *= corr;
-    simd::scale(og, corr, D);
     for (int j = 0; j < n; ++j) {
-        const float p = std::exp(s[j] - m_new);
-        l += p;
-        simd::axpy(og, p, vp + static_cast<size_t>(j) * D, D);
+        s[j] = std::exp(s[j] - m_new);
+        l += s[j];
     }
+    rescale_accumulate(og, corr, s, vp, n, D);
     m = m_new;
 }
 
