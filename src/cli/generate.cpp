@@ -75,10 +75,11 @@ Sampling resolve_sampling(const GenerateFlags& f, const GenerationDefaults& g) {
         s.from_model.emplace_back(key);
         return static_cast<T>(*model_value);
     };
-    p.temperature = pick(f.temp_opt, f.temp, g.temperature, "temperature");
     if (f.temp_opt->count() == 0 && g.do_sample == false) {  // HF: greedy, whatever the temperature says
         p.temperature = 0.0f;
         s.from_model.emplace_back("do_sample");
+    } else {
+        p.temperature = pick(f.temp_opt, f.temp, g.temperature, "temperature");
     }
     p.top_k = pick(f.top_k_opt, f.top_k, g.top_k, "top_k");
     p.top_p = pick(f.top_p_opt, f.top_p, g.top_p, "top_p");

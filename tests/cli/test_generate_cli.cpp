@@ -112,12 +112,12 @@ TEST(GenerateCli, SamplingComesFromGenerationConfigUnlessGiven) {
               std::string::npos)
         << b.err;
 
-    // do_sample: false means greedy: the same text as --temp 0 on the same weights.
+    // do_sample: false means greedy, whatever the temperature: the same text as --temp 0.
     TempDir dir("genconfig");
     for (const char* name : {"config.json", "model.safetensors", "tokenizer.json"})
         fs::create_symlink(fs::path(kModel) / name, dir.path() / name);
     std::ofstream(dir.path() / "generation_config.json")
-        << R"({"bos_token_id": 0, "eos_token_id": 1, "do_sample": false})";
+        << R"({"bos_token_id": 0, "eos_token_id": 1, "do_sample": false, "temperature": 0.7})";
     const std::string tail = " -n 8 --no-display-prompt -p " + shell_quote(kPrompt);
     const CliResult g = run_dsa("generate -m " + shell_quote(dir.path().string()) + tail);
     const CliResult t = run_dsa("generate -m " + shell_quote(dir.path().string()) + " --temp 0" + tail);
