@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs on the device machine (the `run` tool), from the repository root, with .devcarry/ carried
+# Runs on the device machine (the `run` tool), from the repository root, with .devcarry.tar.xz carried
 # (tools/device_prepare.sh): the GPU tests, then the README's performance measurements. Files under $OUT:
 #   tests.log      every GPU suite, one process each (summary lines on stdout)
 #   sparse.log     cuda_bench attn: every policy's attention step at 32K (B=2048) and 128K (B=4096)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the device machine (the `run` tool), from the repository root, with the binaries and the
-# non-system shared libraries they need carried in .devcarry/ (tools/device_prepare.sh fills it). Usage:
+# non-system shared libraries they need carried as .devcarry.tar.xz (tools/device_prepare.sh). Usage:
 #   tools/device_cuda.sh [tests] [bench] [copy] [attn] [model] [sparse] [e2e]      (default: tests bench)
 #     sparse: the attention step of every policy at 32K (quest budget 2048) and 128K (quest budget 4096)
 #     e2e:    dsa bench decode at 128K context, full vs quest (budget 4096) vs the nsa preset

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs on the device machine (the `run` tool, carry [".devcarry"], filled by tools/device_prepare.sh): the
+# Runs on the device machine (the `run` tool, carry [".devcarry.tar.xz"] from tools/device_prepare.sh): the
 # sparse-decode GPU tests, the attention-step benchmark of every policy at 32K and 128K, end-to-end decode
 # at 128K (full vs quest), and an Nsight Compute look at the selection kernels. Logs under $OUT.
 set -uo pipefail
