@@ -52,42 +52,38 @@ struct Rows {
     for (; j < n; ++j) s[j] = simd::dot(qg, kp + static_cast<size_t>(j) * D, D) * scale;
 }
 
+// og[0, 8C) = og * corr + sum_j p[j] * v_j[0, 8C), the C vectors of og in registers across the n values
+// (C independent add chains). vp: [n][D], already offset to the lanes.
+template <int C>
+[[gnu::always_inline]] inline void accumulate_lanes(float* og, float corr, const float* p, const float* vp,
+                                                    int n, int D) {
+    simd::f32x8 o[C];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) {
+        simd::load8(o[c], og + 8 * c);
+        o[c] *= corr;
+    }
+    for (int j = 0; j < n; ++j) {
+        const float* v = vp + static_cast<size_t>(j) * D;
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) {
+            simd::f32x8 vc;
+            simd::load8(vc, v + 8 * c);
+            o[c] += p[j] * vc;
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) simd::store8(og + 8 * c, o[c]);
+}
+
 // og = og * corr + sum_j p[j] * v_j: per element the operations of simd::scale, then simd::axpy for each j
-// in order. 32 lanes of og stay in four registers across the n values, four independent add chains (one
-// chain waited on the add latency for every value: 4 cycles per 8 lanes).
+// in order. 32 lanes at a time, four independent add chains (one chain waited on the add latency for
+// every value: 4 cycles per 8 lanes), then 8, then the scalar tail.
 [[gnu::always_inline]] inline void rescale_accumulate(float* og, float corr, const float* p, const float* vp,
                                                       int n, int D) {
     int i = 0;
-    for (; i + 32 <= D; i += 32) {
-        simd::f32x8 o[4];
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c) {
-            simd::load8(o[c], og + i + 8 * c);
-            o[c] *= corr;
-        }
-        for (int j = 0; j < n; ++j) {
-            const float* v = vp + static_cast<size_t>(j) * D + i;
-#pragma GCC unroll 4
-            for (int c = 0; c < 4; ++c) {
-                simd::f32x8 vc;
-                simd::load8(vc, v + 8 * c);
-                o[c] += p[j] * vc;
-            }
-        }
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; ++c) simd::store8(og + i + 8 * c, o[c]);
-    }
-    for (; i + 8 <= D; i += 8) {
-        simd::f32x8 o;
-        simd::load8(o, og + i);
-        o *= corr;
-        for (int j = 0; j < n; ++j) {
-            simd::f32x8 v;
-            simd::load8(v, vp + static_cast<size_t>(j) * D + i);
-            o += p[j] * v;
-        }
-        simd::store8(og + i, o);
-    }
+    for (; i + 32 <= D; i += 32) accumulate_lanes<4>(og + i, corr, p, vp + i, n, D);
+    for (; i + 8 <= D; i += 8) accumulate_lanes<1>(og + i, corr, p, vp + i, n, D);
     for (; i < D; ++i) {
         float o = og[i] * corr;
         for (int j = 0; j < n; ++j) o += p[j] * vp[static_cast<size_t>(j) * D + i];

@@ -254,26 +254,23 @@ void add_generate_command(CLI::App& root, Action& action) {
         ->capture_default_str();
     cmd->add_option("-s,--seed", flags->seed, "Sampling seed; -1: random from the time (printed on stderr)")
         ->capture_default_str();
-    flags->temp_opt = cmd->add_option("--temp", flags->temp,
-                                      "Temperature (>= 0; 0: greedy); default: the model's "
-                                      "generation_config.json (temperature, do_sample), else this")
-                          ->capture_default_str();
-    flags->top_k_opt = cmd->add_option("--top-k", flags->top_k,
-                                       "Top-k sampling; <= 0: disabled; default: generation_config.json's "
-                                       "top_k, else this")
-                           ->capture_default_str();
-    flags->top_p_opt = cmd->add_option("--top-p", flags->top_p,
-                                       "Top-p (nucleus) sampling, in (0, 1]; 1: disabled; default: "
-                                       "generation_config.json's top_p, else this")
-                           ->capture_default_str();
-    flags->min_p_opt = cmd->add_option("--min-p", flags->min_p,
-                                       "Min-p sampling, in [0, 1]; 0: disabled; default: "
-                                       "generation_config.json's min_p, else this")
-                           ->capture_default_str();
-    flags->repeat_penalty_opt = cmd->add_option("--repeat-penalty", flags->repeat_penalty,
-                                                "Repetition penalty (> 0); 1: disabled; default: "
-                                                "generation_config.json's repetition_penalty, else this")
-                                    ->capture_default_str();
+    // A sampling flag: left out, the model's generation_config.json `keys` give its value, else its default.
+    const auto sampling_option = [cmd](const char* name, auto& value, const std::string& what,
+                                       const std::string& keys) {
+        return cmd
+            ->add_option(name, value, what + "; default: generation_config.json's " + keys + ", else this")
+            ->capture_default_str();
+    };
+    flags->temp_opt = sampling_option("--temp", flags->temp, "Temperature (>= 0; 0: greedy)",
+                                      "temperature (do_sample false: 0)");
+    flags->top_k_opt = sampling_option("--top-k", flags->top_k, "Top-k sampling; <= 0: disabled", "top_k");
+    flags->top_p_opt =
+        sampling_option("--top-p", flags->top_p, "Top-p (nucleus) sampling, in (0, 1]; 1: disabled", "top_p");
+    flags->min_p_opt =
+        sampling_option("--min-p", flags->min_p, "Min-p sampling, in [0, 1]; 0: disabled", "min_p");
+    flags->repeat_penalty_opt =
+        sampling_option("--repeat-penalty", flags->repeat_penalty, "Repetition penalty (> 0); 1: disabled",
+                        "repetition_penalty");
     cmd->add_option("--repeat-last-n", flags->repeat_last_n,
                     "Tokens of history the repetition penalty looks at; 0: none, -1: the whole context")
         ->capture_default_str();
