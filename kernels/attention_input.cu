@@ -52,7 +52,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(At
             }
         }
     }
-    const int pos = *p.start_pos + t;
+    const int per_seq = p.n_tokens / p.n_seq, seq = t / per_seq;
+    const int pos = p.start_pos[seq] + t % per_seq;
+    const int32_t* block_table = p.block_tables + seq * p.table_stride;
 #pragma unroll
     for (int u = 0; u < kMaxPairsPerLane; ++u) {
         const int i = lane + 32 * u;
@@ -64,7 +66,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(At
         dst = reinterpret_cast<bf16*>(p.q_out) + (static_cast<size_t>(t) * p.n_heads + h) * D;
     } else {
         const int kvh = h - p.n_heads;
-        const int page = p.block_table[pos / p.page_size];
+        const int page = block_table[pos / p.page_size];
         const size_t off =
             ((static_cast<size_t>(page) * p.n_kv_heads + kvh) * p.page_size + pos % p.page_size) * D;
         dst = reinterpret_cast<bf16*>(p.k_pool) + off;
@@ -83,10 +85,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(At
         }
     }
     if (is_q || p.kminmax == nullptr) return;
-    // One token: the metadata update of kv_metadata.h for slot `slot` alone, from the rounded keys. v is a
+    // One token per sequence: the metadata update of kv_metadata.h for slot `slot` alone (no other warp
+    // touches this page and head), from the rounded keys. v is a
     // bf16 value, and so is the min or max of bf16 values: the bounds round-trip through bf16 exactly.
     const int kvh = h - p.n_heads, slot = pos % p.page_size;
-    const size_t mi = static_cast<size_t>(p.block_table[pos / p.page_size]) * p.n_kv_heads + kvh;
+    const size_t mi = static_cast<size_t>(block_table[pos / p.page_size]) * p.n_kv_heads + kvh;
     bf16* kmin = reinterpret_cast<bf16*>(p.kminmax) + mi * 2 * D;  // [D], followed by kmax [D]
     bf16* kmax = kmin + D;
     float* ksum = p.ksum + mi * D;  // [D]
@@ -113,9 +116,13 @@ void attention_input(const AttentionInputParams& p, cudaStream_t stream) {
     if (p.head_dim % 2 != 0 || p.head_dim > 2 * 32 * kMaxPairsPerLane)
         throw_error("CUDA attention input: head_dim " + std::to_string(p.head_dim) +
                     " is not supported (even, at most 256)");
-    if (p.kminmax != nullptr && p.n_tokens != 1)
-        throw_error("CUDA attention input: page metadata is updated here for one token only, got " +
-                    std::to_string(p.n_tokens));
+    if (p.n_seq < 1 || p.n_tokens % p.n_seq != 0)
+        throw_error("CUDA attention input: " + std::to_string(p.n_tokens) + " tokens do not split into " +
+                    std::to_string(p.n_seq) + " sequences");
+    if (p.kminmax != nullptr && p.n_tokens != p.n_seq)
+        throw_error(
+            "CUDA attention input: page metadata is updated here for one token per sequence only, got " +
+            std::to_string(p.n_tokens) + " tokens of " + std::to_string(p.n_seq) + " sequences");
     const int items = p.n_tokens * (p.n_heads + p.n_kv_heads);
     if (items == 0) return;
     launch_kernel(attention_input_kernel, dim3((items + kWarpsPerBlock - 1) / kWarpsPerBlock),

@@ -47,7 +47,6 @@ template <typename T, int kRowsPerWarp, int kUnroll, int kMinBlocks>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_kernel(const T* __restrict__ w, const T* __restrict__ x, float* __restrict__ y, int n, int k,
                 float beta) {
-    pdl_begin();
     using V = Vec16<T>;
     const int lane = threadIdx.x % 32;
     const int row0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kRowsPerWarp;
@@ -58,21 +57,32 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r)
         wv[r] = reinterpret_cast<const V*>(w + static_cast<size_t>(min(row0 + r, n - 1)) * k);
-
-    float acc[kRowsPerWarp] = {};
-    for (int base = lane; base < nvec; base += 32 * kUnroll) {
-        V a[kUnroll], b[kRowsPerWarp][kUnroll];
+    V b[kRowsPerWarp][kUnroll];
+    auto load_w = [&](int base) {
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
             const int i = base + 32 * u;
             if (i < nvec) {
-                a[u] = xv[i];
 #pragma unroll
                 for (int r = 0; r < kRowsPerWarp; ++r) {
                     const int4 raw = __ldg(reinterpret_cast<const int4*>(wv[r] + i));
                     b[r][u] = *reinterpret_cast<const V*>(&raw);
                 }
             }
+        }
+    };
+    // The first weights are requested before waiting for the kernel that writes x (and y): under
+    // ProgrammaticLaunch::Gemv this block may run while that kernel finishes.
+    load_w(lane);
+    pdl_begin();
+
+    float acc[kRowsPerWarp] = {};
+    for (int base = lane; base < nvec; base += 32 * kUnroll) {
+        V a[kUnroll];
+        if (base != lane) load_w(base);
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            if (base + 32 * u < nvec) a[u] = xv[base + 32 * u];
         }
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
@@ -92,9 +102,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
 template <typename T, int kRowsPerWarp, int kUnroll, int kMinBlocks = 1>
 void launch(const void* w, const void* x, float* y, int n, int k, float beta, cudaStream_t stream) {
     const int rows_per_block = kWarps * kRowsPerWarp;
-    launch_kernel(gemv_kernel<T, kRowsPerWarp, kUnroll, kMinBlocks>,
-                  dim3((n + rows_per_block - 1) / rows_per_block), dim3(kWarps * 32), 0, stream,
-                  static_cast<const T*>(w), static_cast<const T*>(x), y, n, k, beta);
+    launch_kernel_as(true, gemv_kernel<T, kRowsPerWarp, kUnroll, kMinBlocks>,
+                     dim3((n + rows_per_block - 1) / rows_per_block), dim3(kWarps * 32), 0, stream,
+                     static_cast<const T*>(w), static_cast<const T*>(x), y, n, k, beta);
 }
 
 }  // namespace

@@ -3,14 +3,14 @@
 namespace dsa::cuda {
 
 namespace {
-bool g_programmatic = false;  // measured 2% slower on the decode step (docs/perf.md)
+ProgrammaticLaunch g_mode = ProgrammaticLaunch::Gemv;  // docs/perf.md: the decode step under each mode
 }  // namespace
 
-void set_programmatic_launch(bool on) {
-    g_programmatic = on;
+void set_programmatic_launch(ProgrammaticLaunch mode) {
+    g_mode = mode;
 }
-bool programmatic_launch() {
-    return g_programmatic;
+ProgrammaticLaunch programmatic_launch() {
+    return g_mode;
 }
 
 }  // namespace dsa::cuda

@@ -15,9 +15,13 @@ __device__ __forceinline__ void pdl_begin() {
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 }
 
+// early: the launch carries the attribute under ProgrammaticLaunch::Gemv too (kernels that read nothing
+// the previous kernel writes before their pdl_begin()).
 template <typename... KernelArgs, typename... Args>
-void launch_kernel(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                   Args&&... args) {
+void launch_kernel_as(bool early, void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
+                      cudaStream_t stream, Args&&... args) {
+    const ProgrammaticLaunch mode = programmatic_launch();
+    const bool attribute = mode == ProgrammaticLaunch::All || (early && mode == ProgrammaticLaunch::Gemv);
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr.val.programmaticStreamSerializationAllowed = 1;
@@ -26,9 +30,15 @@ void launch_kernel(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t 
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = stream;
-    cfg.attrs = programmatic_launch() ? &attr : nullptr;
-    cfg.numAttrs = programmatic_launch() ? 1 : 0;
+    cfg.attrs = attribute ? &attr : nullptr;
+    cfg.numAttrs = attribute ? 1 : 0;
     CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+template <typename... KernelArgs, typename... Args>
+void launch_kernel(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   Args&&... args) {
+    launch_kernel_as(false, kernel, grid, block, smem, stream, std::forward<Args>(args)...);
 }
 
 }  // namespace dsa::cuda

@@ -1,12 +1,19 @@
 #pragma once
 // Programmatic dependent launch (Hopper): every kernel of dsa starts with griddepcontrol.wait (wait for the
-// previous kernel in the stream to finish and flush) and then griddepcontrol.launch_dependents, and is
-// launched with the programmatic-serialization attribute, so the next kernel's launch and block scheduling
-// overlap the current one's tail instead of following a full drain. The decode step is ~290 dependent
-// kernels, most of them a few microseconds long, so the gaps are a visible part of it.
+// previous kernel in the stream to finish and flush) and then griddepcontrol.launch_dependents. A kernel
+// launched with the programmatic-serialization attribute may then be scheduled while the previous one still
+// runs, instead of after a full drain. The decode step is ~290 dependent kernels, most of them a few
+// microseconds long, so the gaps are a visible part of it.
+// The decode GEMVs issue their first weight loads before the wait (the weights do not depend on the previous
+// kernel), so the drain and launch gap before each projection is spent reading memory.
+//   Gemv: only the GEMV launches carry the attribute (the default: 5.235 ms per decode step at 4K).
+//   All:  every launch does (5.23 ms; but the sparse attention step at 128K: nsa 1.92 against 1.74 ms).
+//   Off:  none (5.27 ms).
 namespace dsa::cuda {
 
-void set_programmatic_launch(bool on);  // default off: measured 2% slower on the decode step (docs/perf.md)
-bool programmatic_launch();
+enum class ProgrammaticLaunch { Off, Gemv, All };
+
+void set_programmatic_launch(ProgrammaticLaunch mode);  // default: Gemv (docs/perf.md)
+ProgrammaticLaunch programmatic_launch();
 
 }  // namespace dsa::cuda

@@ -16,7 +16,11 @@
 // Why two kernels: one 1024-thread CTA computing the keys and running four radix passes over all of them
 // issued about 4.3K instructions per warp at 128K context (57 us, ncu: 1.3 IPC, short-scoreboard stalls on
 // the shared-memory histogram), serial work on 8 SMs. Split (ncu, same case): page_keys 8.1 us on 128 CTAs,
-// page_select 24.5 us, now mostly the mark pass and the page-run scan, still one CTA per list.
+// page_select 24.5 us, then mostly the mark pass and the page-run scan, still one CTA per list.
+//
+// Lists: whole-page policies (quest, nsa without a window) emit one entry per attended page straight from
+// the bit words (one thread per 32 pages, a scan of their popcounts); sink and window token ranges take
+// the general per-page run walk.
 //
 // Cost (Llama-3.1-8B shape, 128K context, P = 16): 8191 pages and 4 query heads per list: the 128 KB of
 // per-head scores are read once, coalesced, from L2 (the softmax normalisers come from the score kernel's
@@ -363,6 +367,33 @@ __global__ void __launch_bounds__(kThreads)
     if (p.with_current_page && !p.tokens_are_items && tid == 0)
         s_bits[(n_pages - 1) >> 5] |= 1u << ((n_pages - 1) & 31);
     __syncthreads();
+
+    if (!p.tokens_are_items && p.sink_tokens <= 0 && p.window_tokens <= 0) {
+        // Whole pages (quest, nsa without a window): each attended page is one run (0, its tokens). One
+        // thread per 32-page word of s_bits, set bits written in page order after a scan of their counts.
+        const int n_words = (n_pages + 31) / 32;
+        int n_entries = 0, n_tok = 0;
+        for (int w0 = 0; w0 < n_words; w0 += kThreads) {
+            const int w = w0 + tid;
+            const uint32_t word = w < n_words ? s_bits[w] : 0u;
+            int round_total;
+            int at = n_entries + block_exclusive_scan(__popc(word), &round_total, s_warp);
+            for (uint32_t m = word; m != 0; m &= m - 1) {
+                const int j = w * 32 + __ffs(m) - 1, cnt = min(P, n - j * P);
+                pages_out[at] = table[j];
+                ranges_out[at] = cnt << 16;
+                ++at;
+                n_tok += cnt;
+            }
+            n_entries += round_total;
+        }
+        const float tokens = block_sum(static_cast<float>(n_tok));
+        if (tid == 0) {
+            p.list_len[li] = n_entries;
+            if (p.attended) p.attended[li] = static_cast<int>(tokens + 0.5f);
+        }
+        return;
+    }
 
     // Runs of attended tokens per page, in page order: count, scan, write.
     auto for_runs = [&](int j, auto&& emit) {

@@ -209,7 +209,7 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
                 sel = std::make_unique<cuda::DeviceSelection>(policy, 1, Hq, Hkv, D, ctx);
             cudaStream_t s;
             CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-            const cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>()};
+            const cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>(), 1};
             auto step = [&] {
                 for (int l = 0; l < L; ++l) {
                     cuda::DecodeAttentionParams p;
@@ -248,17 +248,19 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
                 }
             };
             std::string parts;
+            // The step under the default launch mode (the table's number), and without PDL.
             const double m = time_graph(s, step);
-            cuda::set_programmatic_launch(true);
-            const double m_pdl = time_graph(s, step);
-            cuda::set_programmatic_launch(false);
+            const cuda::ProgrammaticLaunch mode = cuda::programmatic_launch();
+            cuda::set_programmatic_launch(cuda::ProgrammaticLaunch::Off);
+            const double m_off = time_graph(s, step);
+            cuda::set_programmatic_launch(mode);
             if (sel) {
                 const double scores_ms = time_graph(s, [&] { selection_only(false); });
                 const double select_ms = time_graph(s, [&] { selection_only(true); });
-                parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, PDL step {:.3f}", scores_ms,
-                                    select_ms, m_pdl);
+                parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, step without PDL {:.3f}", scores_ms,
+                                    select_ms, m_off);
             } else {
-                parts = fmt::format("PDL step {:.3f}", m_pdl);
+                parts = fmt::format("step without PDL {:.3f}", m_off);
             }
             // Bytes: K/V of the attended tokens, plus what the selection reads in the sparse layers.
             std::vector<int32_t> att(size_t(L) * Hq);
@@ -413,7 +415,19 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps) {
     const double pm = median(pre);
     fmt::print("prefill {} tokens: {:.1f} ms, {:.0f} tok/s\n", prefill, pm, prefill / pm * 1000);
 
-    for (auto [graphs, pdl] : {std::pair{true, true}, std::pair{true, false}, std::pair{false, true}}) {
+    using cuda::ProgrammaticLaunch;
+    const auto mode_name = [](ProgrammaticLaunch m) {
+        return m == ProgrammaticLaunch::All    ? "PDL"
+               : m == ProgrammaticLaunch::Gemv ? "PDL GEMVs only"
+                                               : "no PDL";
+    };
+    const ProgrammaticLaunch default_mode = cuda::programmatic_launch();
+    // Each graph mode twice, interleaved, so drift between them shows.
+    for (auto [graphs, pdl] :
+         {std::pair{true, ProgrammaticLaunch::Off}, std::pair{true, ProgrammaticLaunch::Gemv},
+          std::pair{true, ProgrammaticLaunch::All}, std::pair{false, ProgrammaticLaunch::All},
+          std::pair{true, ProgrammaticLaunch::Off}, std::pair{true, ProgrammaticLaunch::Gemv},
+          std::pair{true, ProgrammaticLaunch::All}}) {
         gpu.set_use_graphs(graphs);
         cuda::set_programmatic_launch(pdl);
         Sequence s;
@@ -433,10 +447,11 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps) {
         fmt::print(
             "decode at depth {} ({}, {}): {:.3f} ms/token, {:.1f} tok/s; weights read {:.2f} GB -> {:.2f} "
             "TB/s\n",
-            depth, graphs ? "CUDA graph" : "eager launches", pdl ? "PDL" : "no PDL", m, 1000 / m,
-            weight_bytes / 1e9, weight_bytes / m / 1e9);
+            depth, graphs ? "CUDA graph" : "eager launches", mode_name(pdl), m, 1000 / m, weight_bytes / 1e9,
+            weight_bytes / m / 1e9);
         gpu.release(s);
     }
+    cuda::set_programmatic_launch(default_mode);
 }
 
 std::vector<std::string> split_names(const std::string& s) {

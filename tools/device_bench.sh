@@ -13,12 +13,7 @@ set -uo pipefail
 shape=models/shapes/llama-3.1-8b.json
 depths=8192,32768,65536,131072
 
-for suite in $(.devcarry/dsa_gpu_tests --gtest_list_tests | grep -E '^[A-Za-z0-9_/]+\.$' | tr -d '.'); do
-    timeout 120 .devcarry/dsa_gpu_tests --gtest_filter="$suite.*" >/tmp/suite.log 2>&1
-    echo "$suite: exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' /tmp/suite.log | tr '\n' ' ')"
-    cat /tmp/suite.log >>"$OUT/tests.log"
-done
-grep -E 'Failure|Expected|Which is|^\[  FAILED' "$OUT/tests.log" | head -30
+run_gpu_suites
 
 timeout 100 stdbuf -oL .devcarry/cuda_bench attn --ctx 32768 --attn full,quest,nsa,window --budget 2048 >"$OUT/sparse.log" 2>&1
 timeout 100 stdbuf -oL .devcarry/cuda_bench attn --ctx 131072 --attn full,quest,nsa --budget 4096 >>"$OUT/sparse.log" 2>&1

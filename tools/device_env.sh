@@ -8,3 +8,14 @@ export LD_LIBRARY_PATH=$PWD/.devcarry:${LD_LIBRARY_PATH:-}
 src=$(grep -a -o -m1 '/[[:alnum:]_/.-]*/tests/data' .devcarry/dsa_gpu_tests 2>/dev/null | head -1 | sed 's|/tests/data$||')
 if [ -n "$src" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"; fi
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+
+# Every GPU test suite in its own process (a crash in one cannot hide the others' results): one summary line
+# per suite on stdout, every log appended to $OUT/tests.log, then the failures' lines.
+run_gpu_suites() {
+    for suite in $(.devcarry/dsa_gpu_tests --gtest_list_tests | grep -E '^[A-Za-z0-9_/]+\.$' | tr -d '.'); do
+        timeout 120 .devcarry/dsa_gpu_tests --gtest_filter="$suite.*" >/tmp/suite.log 2>&1
+        echo "$suite: exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' /tmp/suite.log | tr '\n' ' ')"
+        cat /tmp/suite.log >>"$OUT/tests.log"
+    done
+    grep -E 'Failure|Expected|Which is|^\[  FAILED' "$OUT/tests.log" | head -30
+}

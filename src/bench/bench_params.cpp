@@ -38,6 +38,12 @@ int BenchParams::context_needed() const {
     return max_or_zero(depths) + longest + (kernels ? 1 : 0);
 }
 
+int BenchParams::max_batch() const {
+    int b = 1;
+    for (const int x : batches) b = std::max(b, x);
+    return b;
+}
+
 BenchParams parse_bench_flags(const BenchFlags& f) {
     BenchParams p;
     if (f.model_dir.empty() == f.random_weights.empty()) {
@@ -64,14 +70,13 @@ BenchParams parse_bench_flags(const BenchFlags& f) {
     if (!f.budget.empty()) p.budgets = parse_int_list(f.budget, "--budget", 1);
     p.batches = parse_int_list(f.batch, "--batch", 1);
     for (const int b : p.batches) {
-        if (b != 1) {
-            throw Error("--batch {}: the backends decode one sequence per step; only --batch 1 is supported",
-                        b);
-        }
+        if (b > kMaxBenchBatch) throw Error("--batch {}: at most {} sequences per step", b, kMaxBenchBatch);
     }
 
     p.kernels = f.kernels;
     if (p.kernels) {
+        if (p.max_batch() != 1)
+            throw Error("--batch does not apply to --kernels, which times one sequence's attention step");
         if (f.n_prompt_given || f.n_gen_given) {
             throw Error("-p/-n do not apply to --kernels, which times the attention step at each --depth");
         }

@@ -9,6 +9,8 @@ namespace dsa {
 
 enum class BenchFormat { Md, Csv, Json, Jsonl };
 
+constexpr int kMaxBenchBatch = 256;  // sequences per step (the CUDA backend's limit)
+
 // The flags as given (lists are comma-separated strings, parsed by parse_bench_flags).
 struct BenchFlags {
     std::string model_dir;       // -m
@@ -38,7 +40,7 @@ struct BenchParams {
     std::vector<int> depths;    // tokens already in the cache for each test
     std::vector<std::string> attn;
     std::vector<int> budgets;  // empty: the presets' budgets
-    std::vector<int> batches;  // sequences per step (1 only, for now)
+    std::vector<int> batches;  // sequences per step
     int reps = 5;
     std::string device = "auto";
     int threads = 0;
@@ -50,6 +52,7 @@ struct BenchParams {
     // Cache capacity the tests need: the largest depth plus the longest test (+1: --kernels decodes one
     // token on top of each depth).
     int context_needed() const;
+    int max_batch() const;  // the largest of batches
 };
 
 // Throws dsa::Error naming the flag and what was expected.

@@ -64,9 +64,9 @@ std::string BenchResult::test_name() const {
 int BenchResult::tokens_per_rep() const {
     switch (test) {
         case BenchTest::Prompt:
-            return n_prompt;
+            return batch * n_prompt;
         case BenchTest::Gen:
-            return n_gen;
+            return batch * n_gen;
         case BenchTest::Attention:
             return 1;
     }

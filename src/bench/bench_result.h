@@ -29,7 +29,7 @@ struct BenchResult {
     std::string attn;           // the --attn item
     std::string policy;         // describe_policy()
     std::optional<int> budget;  // AttentionPolicy::budget_tokens(); none for full
-    int batch = 1;
+    int batch = 1;              // sequences per step: pp and tg rows count the tokens of all of them
     BenchTest test = BenchTest::Gen;
     int n_prompt = 0;                       // pp: tokens prefilled per repetition
     int n_gen = 0;                          // tg: tokens decoded per repetition
@@ -40,7 +40,7 @@ struct BenchResult {
     std::optional<double> speedup;          // attention: full's mean ms / this mean ms at the same depth
 
     std::string test_name() const;  // "pp512", "tg128 @ d4096", "attn @ d32768"
-    int tokens_per_rep() const;     // n_prompt, n_gen, or 1 (attention)
+    int tokens_per_rep() const;     // batch x n_prompt, batch x n_gen, or 1 (attention)
     double mean_ms() const;
     double stddev_ms() const;  // sample standard deviation (n - 1); 0 for one repetition
     double avg_ts() const;     // mean over repetitions of tokens / second

@@ -14,12 +14,16 @@ BenchSession::BenchSession(const Model& model, std::string model_name, const Ben
     id_.arch = model.config.arch_name;
     id_.params = model.parameter_count();
     id_.model_bytes = static_cast<double>(model.weight_bytes());
-    ids_ = random_token_ids(params.context_needed(), model.config.vocab_size, params.seed);
+    for (int slot = 0; slot < params.max_batch(); ++slot) {
+        ids_.push_back(random_token_ids(params.context_needed(), model.config.vocab_size,
+                                        params.seed + static_cast<uint64_t>(slot)));
+    }
 }
 
 std::unique_ptr<Backend> BenchSession::make_backend_for(const PolicyRun& run) {
     BackendOptions opts;
     opts.context = params_.context_needed();
+    opts.max_batch = params_.max_batch();
     opts.threads = params_.threads;
     opts.page_size = run.policy.page_size;
     opts.attention = run.policy;

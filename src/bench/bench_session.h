@@ -3,6 +3,7 @@
 // backend per attention policy (each with the policy's page size), and the start-up bandwidth.
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -19,14 +20,17 @@ class BenchSession {
 public:
     BenchSession(const Model& model, std::string model_name, const BenchParams& params);
 
-    // A backend for the run's policy, with room for params.context_needed() tokens. The first one
+    // A backend for the run's policy, with room for params.max_batch() sequences of params.context_needed()
+    // tokens. The first one
     // measures the memory bandwidth (stderr says how) and completes identity().
     std::unique_ptr<Backend> make_backend_for(const PolicyRun& run);
 
     const Model& model() const { return model_; }
     const BenchParams& params() const { return params_; }
     const BenchIdentity& identity() const { return id_; }
-    const std::vector<int>& ids() const { return ids_; }  // [context_needed] the random token stream
+    // [context_needed] the random token stream of batch slot `slot` (< params.max_batch()); slot 0 is also
+    // the stream of --kernels and of batch-1 rows, each slot has its own seed.
+    std::span<const int> ids(int slot = 0) const { return ids_[static_cast<size_t>(slot)]; }
 
     // A row with the identity and the run's policy filled in.
     BenchResult start_row(const PolicyRun& run, BenchTest test, int depth) const;
@@ -35,7 +39,7 @@ private:
     const Model& model_;
     const BenchParams& params_;
     BenchIdentity id_;
-    std::vector<int> ids_;
+    std::vector<std::vector<int>> ids_;  // [max_batch][context_needed]
     bool measured_ = false;
 };
 

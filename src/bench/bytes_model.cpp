@@ -78,10 +78,12 @@ TrafficBytes BytesModel::attention_step(int n_tokens, double attended_tokens) co
     return b;
 }
 
-TrafficBytes BytesModel::decode_step(int n_tokens, double attended_tokens) const {
+TrafficBytes BytesModel::decode_step(int n_tokens, double attended_tokens, int batch) const {
     TrafficBytes b = attention_step(n_tokens, attended_tokens);
-    b.weights = weights_ + embed_row_;
     b.kv += kv_token_;  // the new token's K/V appended
+    b.kv *= batch;
+    b.meta *= batch;
+    b.weights = weights_ + batch * embed_row_;
     return b;
 }
 

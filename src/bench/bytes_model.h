@@ -23,8 +23,9 @@ public:
     BytesModel(const Model& model, DType kv_dtype, DType minmax_dtype, const AttentionPolicy& policy);
 
     // One decode step (one token) with n_tokens cached tokens, the new one included, of which the backend
-    // attended `attended_tokens` per (layer, KV head) on average (ForwardStats::attended_tokens).
-    TrafficBytes decode_step(int n_tokens, double attended_tokens) const;
+    // attended `attended_tokens` per (layer, KV head) on average (ForwardStats::attended_tokens). A batch of
+    // B such sequences reads the weights once and each sequence's K/V and metadata: weights + B x the rest.
+    TrafficBytes decode_step(int n_tokens, double attended_tokens, int batch = 1) const;
     // One prefill chunk of T tokens at positions pos0 .. pos0+T-1: weights once, the chunk's K/V written,
     // and every cached K/V of positions < pos0+T read once (a flash-attention pass reads no less).
     TrafficBytes prefill_chunk(int pos0, int T) const;

@@ -1,6 +1,8 @@
 // pp<N> and tg<N> rows: prompt processing and generation throughput at a cache depth, like llama-bench.
 #include <fmt/format.h>
 
+#include <memory>
+#include <span>
 #include <vector>
 
 #include "bench/bench_session.h"
@@ -13,6 +15,8 @@ namespace dsa {
 
 namespace {
 
+using Caches = std::vector<std::unique_ptr<DepthCache>>;
+
 void report_fill(const PolicyRun& run, const DepthCache::Fill& fill, int depth) {
     if (fill.ms <= 0 || fill.tokens <= 0) return;
     bench_progress(
@@ -20,19 +24,34 @@ void report_fill(const PolicyRun& run, const DepthCache::Fill& fill, int depth) 
                          fill.tokens, fill.ms / 1e3, 1e3 * fill.tokens / fill.ms));
 }
 
-// Every repetition prefills the same n tokens on top of the same depth; the first one is the warm-up.
+// The first `batch` caches at `depth`; what it took to get there summed over them.
+DepthCache::Fill set_depths(Caches& caches, int batch, int depth) {
+    DepthCache::Fill total;
+    for (int b = 0; b < batch; ++b) {
+        const DepthCache::Fill f = caches[static_cast<size_t>(b)]->set_depth(depth);
+        total.tokens += f.tokens;
+        total.ms += f.ms;
+    }
+    return total;
+}
+
+// Every repetition prefills the same n tokens on top of the same depth, in each of the batch's sequences
+// one after another (prefill runs one sequence per forward()); the first repetition is the warm-up.
 BenchResult prompt_test(BenchSession& s, const PolicyRun& run, Backend& backend, const BytesModel& bytes,
-                        DepthCache& cache, int depth, int n) {
+                        Caches& caches, int batch, int depth, int n) {
     BenchResult r = s.start_row(run, BenchTest::Prompt, depth);
+    r.batch = batch;
     r.n_prompt = n;
     bench_progress(run, fmt::format("{}: 1 warm-up + {} repetitions", r.test_name(), s.params().reps));
     const int chunk = s.params().batch_size;
-    const std::span<const int> tokens =
-        cache.ids().subspan(static_cast<size_t>(depth), static_cast<size_t>(n));
     for (int rep = 0; rep <= s.params().reps; ++rep) {
-        cache.set_depth(depth);
+        set_depths(caches, batch, depth);
         const double t0 = now_ms();
-        prefill(backend, cache.seq(), tokens, chunk, cache.logits(), false);
+        for (int b = 0; b < batch; ++b) {
+            DepthCache& c = *caches[static_cast<size_t>(b)];
+            prefill(backend, c.seq(), c.ids().subspan(static_cast<size_t>(depth), static_cast<size_t>(n)),
+                    chunk, c.logits(), false);
+        }
         const double ms = now_ms() - t0;
         if (rep > 0) r.samples_ms.push_back(ms);
     }
@@ -42,22 +61,31 @@ BenchResult prompt_test(BenchSession& s, const PolicyRun& run, Backend& backend,
     return r;
 }
 
-// Every repetition decodes n single tokens from the same depth; the warm-up is one step.
+// Every repetition decodes n steps of `batch` sequences (one token each) from the same depth; the warm-up
+// is one step.
 BenchResult gen_test(BenchSession& s, const PolicyRun& run, Backend& backend, const BytesModel& bytes,
-                     DepthCache& cache, int depth, int n) {
+                     Caches& caches, int batch, int depth, int n) {
     BenchResult r = s.start_row(run, BenchTest::Gen, depth);
+    r.batch = batch;
     r.n_gen = n;
     bench_progress(run, fmt::format("{}: 1 warm-up step + {} repetitions", r.test_name(), s.params().reps));
-    const std::span<const int> tokens =
-        cache.ids().subspan(static_cast<size_t>(depth), static_cast<size_t>(n));
+    const size_t B = static_cast<size_t>(batch), V = static_cast<size_t>(s.model().config.vocab_size);
+    std::vector<Sequence*> seqs(B);
+    for (size_t b = 0; b < B; ++b) seqs[b] = &caches[b]->seq();
+    std::vector<int> tokens(B);
+    std::vector<float> logits(B * V);
     std::vector<double> attended(static_cast<size_t>(n));
     for (int rep = 0; rep <= s.params().reps; ++rep) {
-        cache.set_depth(depth);
+        set_depths(caches, batch, depth);
         const int steps = rep == 0 ? 1 : n;
         const double t0 = now_ms();
         for (int i = 0; i < steps; ++i) {
-            backend.forward(cache.seq(), tokens.subspan(static_cast<size_t>(i), 1), LogitsMode::Last,
-                            cache.logits());
+            for (size_t b = 0; b < B; ++b) tokens[b] = caches[b]->ids()[static_cast<size_t>(depth + i)];
+            if (batch == 1) {
+                backend.forward(*seqs[0], tokens, LogitsMode::Last, std::span<float>(logits));
+            } else {
+                backend.forward_batch(seqs, tokens, logits);
+            }
             attended[static_cast<size_t>(i)] = backend.last_stats().attended_tokens;
         }
         const double ms = now_ms() - t0;
@@ -69,9 +97,10 @@ BenchResult gen_test(BenchSession& s, const PolicyRun& run, Backend& backend, co
         // Both backends report it; one that reports nothing ran full attention.
         const double a = attended[static_cast<size_t>(i)] > 0 ? attended[static_cast<size_t>(i)] : n_tokens;
         attended_sum += a;
-        r.bytes += bytes.decode_step(n_tokens, a);
+        r.bytes += bytes.decode_step(n_tokens, a, batch);
     }
-    r.bytes = TrafficBytes{r.bytes.weights / n, r.bytes.kv / n, r.bytes.meta / n};
+    const double generated = static_cast<double>(n) * batch;
+    r.bytes = TrafficBytes{r.bytes.weights / generated, r.bytes.kv / generated, r.bytes.meta / generated};
     r.attended_tokens = attended_sum / n;
     return r;
 }
@@ -83,21 +112,17 @@ void run_throughput_bench(BenchSession& s, const std::vector<PolicyRun>& runs, c
     for (const PolicyRun& run : runs) {
         const std::unique_ptr<Backend> backend = s.make_backend_for(run);
         const BytesModel bytes(s.model(), backend->kv_dtype(), backend->meta_minmax_dtype(), run.policy);
-        DepthCache cache(*backend, s.ids(), run.policy.page_size, p.batch_size);
+        Caches caches;
+        for (int slot = 0; slot < p.max_batch(); ++slot)
+            caches.push_back(
+                std::make_unique<DepthCache>(*backend, s.ids(slot), run.policy.page_size, p.batch_size));
         bench_progress(run, describe_policy(run.policy));
         for (const int batch : p.batches) {
             for (const int depth : p.depths) {
-                report_fill(run, cache.set_depth(depth), depth);
-                for (const int n : p.n_prompt) {
-                    BenchResult r = prompt_test(s, run, *backend, bytes, cache, depth, n);
-                    r.batch = batch;
-                    sink(r);
-                }
-                for (const int n : p.n_gen) {
-                    BenchResult r = gen_test(s, run, *backend, bytes, cache, depth, n);
-                    r.batch = batch;
-                    sink(r);
-                }
+                report_fill(run, set_depths(caches, batch, depth), depth);
+                for (const int n : p.n_prompt)
+                    sink(prompt_test(s, run, *backend, bytes, caches, batch, depth, n));
+                for (const int n : p.n_gen) sink(gen_test(s, run, *backend, bytes, caches, batch, depth, n));
             }
         }
     }

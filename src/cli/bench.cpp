@@ -140,7 +140,9 @@ void add_bench_command(CLI::App& root, Action& action) {
         "--budget", f.budget,
         "Token budgets, comma-separated; every non-full policy runs once per budget (default: the "
         "preset's)");
-    cmd->add_option("--batch", f.batch, "Sequences decoded per step, comma-separated (1 only, for now)")
+    cmd->add_option("--batch", f.batch,
+                    "Sequences per step, comma-separated (at most 256): tg decodes them together, pp "
+                    "prefills them one after another; t/s counts the tokens of all of them")
         ->capture_default_str();
     cmd->add_option("-r,--repetitions", f.reps, "Timed repetitions of each test, after one warm-up")
         ->capture_default_str();

@@ -16,7 +16,8 @@ namespace dsa {
 enum class LogitsMode { Last, All };
 
 struct BackendOptions {
-    int context = 0;     // KV capacity in tokens; 0: the model's max_position_embeddings (capped by memory)
+    int context = 0;    // KV capacity in tokens; 0: the model's max_position_embeddings (capped by memory)
+    int max_batch = 1;  // sequences one forward_batch() decodes together; the cache holds max_batch x context
     int page_size = 16;  // P
     int threads = 0;     // CPU threads; 0: all cores
     // Decode attention (forward() of one token; prefill chunks are always dense). A sparse policy's
@@ -55,7 +56,14 @@ public:
     // not fit the cache (seq unchanged). T == 1 is a decode step: it attends through the attention policy.
     // T >= 2 is a prefill chunk: dense causal attention (prefill() never sends a 1-token chunk unless the
     // whole prompt is one token, whose step every policy attends densely anyway).
-    virtual void forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode, std::span<float> logits) = 0;
+    virtual void forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,
+                         std::span<float> logits) = 0;
+    // One decode step of each of B = seqs.size() distinct sequences (1 <= B <= BackendOptions::max_batch):
+    // tokens[b] at position seqs[b]->n_tokens, which then advances by 1. Sequences may have different
+    // lengths. logits: [B][vocab]. last_stats() then holds the means over the B sequences. Throws dsa::Error
+    // like forward() (no sequence advances when one does not fit). Backends without batches throw.
+    virtual void forward_batch(std::span<Sequence* const> seqs, std::span<const int> tokens,
+                               std::span<float> logits);
     virtual void release(Sequence& seq) = 0;  // frees the sequence's pages
     virtual ForwardStats last_stats() const { return {}; }
 
@@ -81,17 +89,24 @@ public:
     // last decode step. No projection, RoPE, K/V append or MLP; seq and the cache are left unchanged.
     // reps 0 with an empty seq launches nothing (a capability probe).
     virtual AttentionTiming time_decode_attention(const Sequence&, int) {
-        throw Error("--kernels needs the CUDA backend (--device cuda): the {} backend cannot time attention "
-                    "apart from the rest of the step",
-                    name());
+        throw Error(
+            "--kernels needs the CUDA backend (--device cuda): the {} backend cannot time attention "
+            "apart from the rest of the step",
+            name());
     }
 };
 
+// The checks every forward_batch() starts with: 1 <= B <= max_batch, one token per sequence, room for
+// [B][vocab] logits, distinct sequences, token ids in the vocabulary. Throws dsa::Error naming the problem.
+void check_batch(const ModelConfig& cfg, int max_batch, std::span<Sequence* const> seqs,
+                 std::span<const int> tokens, std::span<const float> logits);
+
 // device: "cpu", "cuda" or "auto" (cuda when a device exists). "cuda" without a usable device, or in a
 // build without CUDA, throws dsa::Error with one clear line.
-std::unique_ptr<Backend> make_backend(const std::string& device, const Model& model, const BackendOptions& opts);
+std::unique_ptr<Backend> make_backend(const std::string& device, const Model& model,
+                                      const BackendOptions& opts);
 
-bool cuda_compiled();       // CUDA support compiled into this binary
-int cuda_device_count();    // 0 when not compiled or no device/driver
+bool cuda_compiled();     // CUDA support compiled into this binary
+int cuda_device_count();  // 0 when not compiled or no device/driver
 
 }  // namespace dsa

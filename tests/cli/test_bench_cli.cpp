@@ -126,6 +126,36 @@ TEST(BenchCli, JsonRowsHaveEveryDocumentedField) {
     EXPECT_NE(r.err.find("cache filled to 64 tokens"), std::string::npos) << r.err;
 }
 
+// --batch 3: tg decodes three sequences per step (weights read once per step, so fewer weight bytes per
+// token), pp prefills three prompts; t/s counts the tokens of all three.
+TEST(BenchCli, BatchRowsCountEverySequencesTokens) {
+    const CliResult r = run_dsa("bench --random-weights '" + kShape +
+                                "' -p 16 -n 8 -d 32 -r 2 --device cpu -t 1 --batch 1,3 -o json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json rows = nlohmann::json::parse(r.out);
+    ASSERT_EQ(rows.size(), 4u);
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const nlohmann::json& row = rows[i];
+        const int batch = i < 2 ? 1 : 3;
+        const bool gen = i % 2 == 1;
+        EXPECT_EQ(row["batch"], batch);
+        EXPECT_EQ(row["test"], gen ? "tg8 @ d32" : "pp16 @ d32");
+        const int tokens = batch * (gen ? 8 : 16);
+        for (int k = 0; k < 2; ++k) {
+            const double ns = row["samples_ns"][k].get<double>();
+            EXPECT_NEAR(row["samples_ts"][k].get<double>(), tokens * 1e9 / ns, 1e-6 * tokens * 1e9 / ns);
+        }
+        EXPECT_NEAR(row["ms_per_token"].get<double>(), row["avg_ns"].get<double>() / 1e6 / tokens, 1e-9);
+    }
+    // Per generated token: a third of the weight bytes (plus the embedding rows), the same K/V bytes.
+    const double w1 = rows[1]["weight_bytes"].get<double>(), w3 = rows[3]["weight_bytes"].get<double>();
+    EXPECT_LT(w3, w1 / 2.5);
+    EXPECT_DOUBLE_EQ(rows[1]["kv_bytes"].get<double>(), rows[3]["kv_bytes"].get<double>());
+    EXPECT_DOUBLE_EQ(rows[1]["attended_tokens"].get<double>(), rows[3]["attended_tokens"].get<double>());
+    // pp rows: the same bytes per token whatever the batch (each prompt is its own prefill).
+    EXPECT_DOUBLE_EQ(rows[0]["bytes_per_token"].get<double>(), rows[2]["bytes_per_token"].get<double>());
+}
+
 TEST(BenchCli, JsonlIsOneObjectPerLine) {
     const CliResult r = run_dsa(bench_args("jsonl"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -205,7 +235,8 @@ TEST(BenchCli, BadFlagsAreOneLineErrors) {
     expect_cli_error(run_dsa(base + "-o xml"), "-o/--output must be md, csv, json or jsonl, got 'xml'");
     expect_cli_error(run_dsa(base + "-r 0"), "-r/--repetitions must be >= 1, got 0");
     expect_cli_error(run_dsa(base + "--budget abc --attn quest"), "--budget 'abc': 'abc' is not an integer");
-    expect_cli_error(run_dsa(base + "--batch 2"), "--batch 2");
+    expect_cli_error(run_dsa(base + "--batch 0"), "--batch '0': 0 is below the minimum 1");
+    expect_cli_error(run_dsa(base + "--kernels --batch 2"), "--batch does not apply to --kernels");
     expect_cli_error(run_dsa(base + "-n 8,,16"), "-n/--n-gen");
     expect_cli_error(run_dsa(base + "--attn nosuch"), "--attn nosuch");
     expect_cli_error(run_dsa(base + "--kernels -p 16"), "do not apply to --kernels");

@@ -16,16 +16,23 @@ namespace {
 struct InputCase {
     int head_dim, page_size;
     bool bias, qk_norm;
+    int n_seq = 1;  // > 1: a batched decode step, one token per sequence at its own position and pages
 };
 
 void run_input_case(Rng& rng, const InputCase& c) {
     const int n_heads = 8, n_kv_heads = 2, D = c.head_dim, P = c.page_size, half = D / 2;
-    const int start = rng.integer(0, 100), T = rng.integer(1, 40);
+    const int T = c.n_seq > 1 ? c.n_seq : rng.integer(1, 40), per_seq = T / c.n_seq;
+    std::vector<int32_t> starts(static_cast<size_t>(c.n_seq));
+    for (int32_t& s : starts) s = rng.integer(0, 100);
     const int row = (n_heads + 2 * n_kv_heads) * D;
-    const int num_pages = (start + T + P - 1) / P + 4;
-    std::vector<int32_t> table(static_cast<size_t>(num_pages));
-    std::iota(table.begin(), table.end(), 0);
-    std::shuffle(table.begin(), table.end(), rng.gen());
+    // Each sequence's table: its own pages of one shuffled pool.
+    const int stride = (100 + per_seq + P - 1) / P + 1, num_pages = stride * c.n_seq + 4;
+    std::vector<int32_t> pool_ids(static_cast<size_t>(num_pages));
+    std::iota(pool_ids.begin(), pool_ids.end(), 0);
+    std::shuffle(pool_ids.begin(), pool_ids.end(), rng.gen());
+    const std::vector<int32_t> table(pool_ids.begin(), pool_ids.begin() + stride * c.n_seq);
+    auto page_of = [&](int t, int pos) { return table[static_cast<size_t>(t / per_seq) * stride + pos / P]; };
+    auto pos_of = [&](int t) { return starts[static_cast<size_t>(t / per_seq)] + t % per_seq; };
 
     const auto qkv = rng.normals(static_cast<size_t>(T) * row);
     const auto bias = rng.normals(static_cast<size_t>(row), 0.3f);
@@ -37,7 +44,7 @@ void run_input_case(Rng& rng, const InputCase& c) {
 
     auto d_qkv = to_device(qkv), d_bias = to_device(bias), d_qn = to_device(q_norm), d_kn = to_device(k_norm);
     auto d_freq = to_device(inv_freq), d_table = to_device(table);
-    auto d_start = to_device(std::vector<int32_t>{start});
+    auto d_start = to_device(starts);
     const size_t pool = static_cast<size_t>(num_pages) * n_kv_heads * P * D;
     auto d_q = poisoned(static_cast<size_t>(T) * n_heads * D * 2), d_k = poisoned(pool * 2),
          d_v = poisoned(pool * 2);
@@ -51,11 +58,13 @@ void run_input_case(Rng& rng, const InputCase& c) {
     p.rope_scaling = scaling;
     p.norm_eps = eps;
     p.start_pos = d_start.as<int32_t>();
-    p.block_table = d_table.as<int32_t>();
+    p.block_tables = d_table.as<int32_t>();
+    p.table_stride = stride;
     p.q_out = d_q.as<uint16_t>();
     p.k_pool = d_k.as<uint16_t>();
     p.v_pool = d_v.as<uint16_t>();
     p.n_tokens = T;
+    p.n_seq = c.n_seq;
     p.n_heads = n_heads;
     p.n_kv_heads = n_kv_heads;
     p.head_dim = D;
@@ -77,7 +86,7 @@ void run_input_case(Rng& rng, const InputCase& c) {
             for (int d = 0; d < D; ++d) x[d] *= inv * (*norm)[d];
         }
         if (rotate) {
-            const double pos = start + t;
+            const double pos = pos_of(t);
             for (int i = 0; i < half; ++i) {
                 const double a = static_cast<double>(static_cast<float>(pos) * inv_freq[i]);
                 const double cs = std::cos(a) * scaling, sn = std::sin(a) * scaling;
@@ -98,11 +107,11 @@ void run_input_case(Rng& rng, const InputCase& c) {
                 got.push_back(bf16_to_f32(q_out[(static_cast<size_t>(t) * n_heads + h) * D + d]));
             }
         }
-        const int pos = start + t;
+        const int pos = pos_of(t);
         for (int h = 0; h < n_kv_heads; ++h) {
             const auto rk = prepare(t, n_heads + h, true, c.qk_norm ? &k_norm : nullptr);
             const auto rv = prepare(t, n_heads + n_kv_heads + h, false, nullptr);
-            const size_t base = ((static_cast<size_t>(table[pos / P]) * n_kv_heads + h) * P + pos % P) * D;
+            const size_t base = ((static_cast<size_t>(page_of(t, pos)) * n_kv_heads + h) * P + pos % P) * D;
             for (int d = 0; d < D; ++d) {
                 ref.push_back(rk[d]);
                 got.push_back(bf16_to_f32(k_out[base + d]));
@@ -113,7 +122,7 @@ void run_input_case(Rng& rng, const InputCase& c) {
         }
     }
     EXPECT_LE(rel_error(got, ref), 1e-2)
-        << "D " << D << " P " << P << " bias " << c.bias << " norm " << c.qk_norm;
+        << "D " << D << " P " << P << " bias " << c.bias << " norm " << c.qk_norm << " n_seq " << c.n_seq;
     size_t touched = 0;
     for (size_t i = 0; i < pool; ++i)
         touched += !written[i] && (k_out[i] != kBf16Nan || v_out[i] != kBf16Nan);
@@ -127,6 +136,13 @@ TEST(GpuAttentionInput, BiasNormRopeAppendMatchCpu) {
         for (int P : {16, 64})
             for (bool bias : {false, true})
                 for (bool norm : {false, true}) run_input_case(rng, {D, P, bias, norm});
+}
+
+TEST(GpuAttentionInput, BatchedDecodeTokensGoToTheirOwnSequences) {
+    DSA_REQUIRE_GPU();
+    Rng rng;
+    for (int D : {64, 128})
+        for (int n_seq : {2, 5}) run_input_case(rng, {D, 16, true, true, n_seq});
 }
 
 // Decode appends one token at a time with the metadata update fused into attention_input; the metadata must
@@ -158,7 +174,7 @@ TEST(GpuKvMetadata, SingleTokenAppendsUpdateMetadata) {
                 p.qkv = d_qkv.as<float>();
                 p.inv_freq = d_freq.as<float>();
                 p.start_pos = d_start.as<int32_t>();
-                p.block_table = d_table.as<int32_t>();
+                p.block_tables = d_table.as<int32_t>();
                 p.q_out = d_q.as<uint16_t>();
                 p.k_pool = d_k.as<uint16_t>();
                 p.v_pool = d_v.as<uint16_t>();

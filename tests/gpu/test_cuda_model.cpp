@@ -12,6 +12,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "gpu_test_util.h"
+#include "kernels/launch.h"
 #include "model/random_weights.h"
 
 namespace dsa::test {
@@ -166,6 +167,35 @@ TEST(GpuModel, GraphDecodeIsBitIdenticalToEagerDecode) {
         eager.forward(b, std::vector<int>{t}, LogitsMode::Last, lb);
         ASSERT_EQ(la, lb) << "step " << step;
     }
+}
+
+// The launch modes change when a kernel may start, never what it computes: 40 graph-replayed greedy steps
+// give the same logits, bit for bit, under every mode.
+TEST(GpuModel, ProgrammaticLaunchModesAreBitIdentical) {
+    DSA_REQUIRE_GPU();
+    const auto names = golden_models();
+    if (names.empty()) GTEST_SKIP() << "no golden models";
+    const Model model = load_model(fs::path(DSA_TEST_DATA) / "models" / names.front());
+    BackendOptions opts;
+    opts.context = 128;
+    const size_t V = static_cast<size_t>(model.config.vocab_size);
+    std::vector<std::vector<float>> runs;
+    for (const cuda::ProgrammaticLaunch mode :
+         {cuda::ProgrammaticLaunch::Off, cuda::ProgrammaticLaunch::Gemv, cuda::ProgrammaticLaunch::All}) {
+        cuda::set_programmatic_launch(mode);
+        CudaBackend gpu(model, opts);
+        Sequence s;
+        std::vector<float> l(V), all;
+        gpu.forward(s, std::vector<int>{3, 5, 7, 11, 13}, LogitsMode::Last, l);
+        for (int step = 0; step < 40; ++step) {
+            gpu.forward(s, std::vector<int>{argmax(l)}, LogitsMode::Last, l);
+            all.insert(all.end(), l.begin(), l.end());
+        }
+        runs.push_back(all);
+    }
+    cuda::set_programmatic_launch(cuda::ProgrammaticLaunch::Off);
+    EXPECT_EQ(runs[1], runs[0]) << "GEMVs launched early";
+    EXPECT_EQ(runs[2], runs[0]) << "every kernel launched early";
 }
 
 TEST(GpuModel, RandomWeightModelMatchesCpuBackend) {

@@ -19,6 +19,7 @@
 #include "attention/policy.h"
 #include "backend/cuda/cuda_backend.h"
 #include "gpu_test_util.h"
+#include "sparse_test_policies.h"
 
 namespace dsa::test {
 namespace {
@@ -27,45 +28,6 @@ namespace fs = std::filesystem;
 
 constexpr int kPrompt = 150;  // ~10 pages of 16 to choose from; the test models hold 256 positions
 constexpr int kSteps = 24;
-
-// Small-context versions of the presets: a few pages compete, and dense_layers 1 leaves sparse layers in
-// the 2-3 layer test models.
-std::vector<AttentionPolicy> test_policies() {
-    std::vector<AttentionPolicy> v;
-    AttentionPolicy quest;
-    quest.kind = PolicyKind::Quest;
-    quest.budget = 64;
-    quest.dense_layers = 1;
-    for (GqaMode g : {GqaMode::Softmax, GqaMode::Sum, GqaMode::Max, GqaMode::PerHead}) {
-        quest.gqa = g;
-        v.push_back(quest);
-    }
-    quest.gqa = GqaMode::Softmax;
-    quest.sink_pages = 1;
-    quest.recent_pages = 1;
-    v.push_back(quest);
-    AttentionPolicy nsa;
-    nsa.kind = PolicyKind::Nsa;
-    nsa.top_n = 4;
-    nsa.init_blocks = 1;
-    nsa.local_blocks = 1;
-    nsa.window = 24;
-    nsa.dense_layers = 1;
-    v.push_back(nsa);
-    AttentionPolicy window;
-    window.kind = PolicyKind::Window;
-    window.sink_tokens = 4;
-    window.window = 40;
-    window.dense_layers = 1;
-    v.push_back(window);
-    AttentionPolicy oracle;
-    oracle.kind = PolicyKind::Oracle;
-    oracle.budget = 48;
-    oracle.dense_layers = 1;
-    v.push_back(oracle);
-    for (AttentionPolicy& p : v) validate_policy(p);
-    return v;
-}
 
 TEST(GpuSparseModel, TeacherForcedLogitsMatchCpuForEveryPolicy) {
     DSA_REQUIRE_GPU();

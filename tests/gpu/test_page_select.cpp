@@ -128,6 +128,7 @@ void tie_pages(Rng& rng, Step& st) {
 struct DeviceStep {
     cuda::DeviceBuffer k, v, kminmax, ksum, count, q, tables, seq_len;
     int64_t table_stride = 0;
+    int n_seq = 0;
 
     explicit DeviceStep(const Step& st)
         : k(to_device(st.kv.k)),
@@ -136,7 +137,8 @@ struct DeviceStep {
           ksum(to_device(st.meta.ksum)),
           count(to_device(st.meta.count)),
           q(to_device(st.q.bytes)),
-          seq_len(to_device(std::vector<int32_t>(st.kv.lengths.begin(), st.kv.lengths.end()))) {
+          seq_len(to_device(std::vector<int32_t>(st.kv.lengths.begin(), st.kv.lengths.end()))),
+          n_seq(st.n_seq()) {
         // Block tables [n_seq][table_stride], padded past each sequence's pages with a page no sequence owns.
         std::vector<bool> owned(static_cast<size_t>(st.kv.num_pages), false);
         size_t widest = 0;
@@ -156,7 +158,9 @@ struct DeviceStep {
     cuda::LayerCache cache() const {
         return {k.as<uint16_t>(), kminmax.as<uint16_t>(), ksum.as<float>(), count.as<int32_t>()};
     }
-    cuda::StepSequences seqs() const { return {tables.as<int32_t>(), table_stride, seq_len.as<int32_t>()}; }
+    cuda::StepSequences seqs() const {
+        return {tables.as<int32_t>(), table_stride, seq_len.as<int32_t>(), n_seq};
+    }
 };
 
 // ---- the CPU reference over the same data ----

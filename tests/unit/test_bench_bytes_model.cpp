@@ -44,6 +44,14 @@ TEST(BenchBytesModel, FullDecodeStepReadsEveryCachedToken) {
     EXPECT_DOUBLE_EQ(b.total(), b.weights + b.kv + b.meta);
 }
 
+TEST(BenchBytesModel, BatchedStepReadsWeightsOnceAndEachSequencesCache) {
+    const BytesModel m(tiny_model(), DType::F32, DType::F32, policy(PolicyKind::Quest, 16));
+    const TrafficBytes one = m.decode_step(100, 60), four = m.decode_step(100, 60, 4);
+    EXPECT_DOUBLE_EQ(four.weights, kForwardWeights + 4 * kEmbedRow);
+    EXPECT_DOUBLE_EQ(four.kv, 4 * one.kv);
+    EXPECT_DOUBLE_EQ(four.meta, 4 * one.meta);
+}
+
 TEST(BenchBytesModel, KvDtypeScalesTheCache) {
     const BytesModel m(tiny_model(), DType::BF16, DType::BF16, policy(PolicyKind::Full, 16));
     EXPECT_DOUBLE_EQ(m.decode_step(10, 10).kv, 11 * kKvTokenF32 / 2);

@@ -36,6 +36,15 @@ TEST(BenchParams, DefaultsAreLlamaBenchs) {
     EXPECT_EQ(p.reps, 5);
     EXPECT_EQ(p.format, BenchFormat::Md);
     EXPECT_EQ(p.context_needed(), 512);
+    EXPECT_EQ(p.max_batch(), 1);
+}
+
+TEST(BenchParams, BatchListGivesTheLargestBatch) {
+    BenchFlags f = random_flags();
+    f.batch = "1,8,4";
+    const BenchParams p = parse_bench_flags(f);
+    EXPECT_EQ(p.batches, (std::vector<int>{1, 8, 4}));
+    EXPECT_EQ(p.max_batch(), 8);
 }
 
 TEST(BenchParams, ListsAndContext) {
@@ -92,7 +101,13 @@ TEST(BenchParams, BadValuesAreClearErrors) {
     expect_error(with([](BenchFlags& f) { f.output = "xml"; }), "-o/--output must be md, csv, json or jsonl");
     expect_error(with([](BenchFlags& f) { f.reps = 0; }), "-r/--repetitions must be >= 1");
     expect_error(with([](BenchFlags& f) { f.budget = "abc"; }), "--budget 'abc': 'abc' is not an integer");
-    expect_error(with([](BenchFlags& f) { f.batch = "1,4"; }), "--batch 4");
+    expect_error(with([](BenchFlags& f) { f.batch = "1,0"; }), "--batch");
+    expect_error(with([](BenchFlags& f) { f.batch = "1,257"; }), "--batch 257: at most 256");
+    expect_error(with([](BenchFlags& f) {
+                     f.kernels = true;
+                     f.batch = "2";
+                 }),
+                 "--batch does not apply to --kernels");
     expect_error(with([](BenchFlags& f) { f.device = "tpu"; }), "--device must be cpu, cuda or auto");
     expect_error(with([](BenchFlags& f) { f.batch_size = 0; }), "-b/--batch-size");
     expect_error(with([](BenchFlags& f) { f.threads = -2; }), "-t/--threads");

@@ -57,6 +57,8 @@ CpuBackend::CpuBackend(const Model& model, const BackendOptions& opts) : model_(
     const int model_ctx =
         cfg_.max_position_embeddings > 0 ? cfg_.max_position_embeddings : kDefaultCpuContext;
     context_ = opts.context > 0 ? opts.context : std::min(model_ctx, kDefaultCpuContext);
+    if (opts.max_batch < 1) throw Error("max_batch must be >= 1, got {}", opts.max_batch);
+    max_batch_ = opts.max_batch;
 
     const int P = opts.page_size;
     if (P != 16 && P != 32 && P != 64) throw Error("page size must be 16, 32 or 64 tokens, got {}", P);
@@ -65,14 +67,15 @@ CpuBackend::CpuBackend(const Model& model, const BackendOptions& opts) : model_(
     shape.n_kv_heads = cfg_.n_kv_heads;
     shape.head_dim = cfg_.head_dim;
     shape.page_size = P;
-    shape.num_pages = (context_ + P - 1) / P;
+    shape.num_pages = (context_ + P - 1) / P * max_batch_;
     const size_t need = PagedKvCache::total_bytes(shape);
     const size_t avail = mem_available_bytes();
     if (avail > 0 && need > avail) {
         constexpr double GiB = 1024.0 * 1024.0 * 1024.0;
         throw Error(
-            "-c {}: the fp32 KV cache needs {:.2f} GiB but only {:.2f} GiB of memory is available; lower -c",
-            context_, need / GiB, avail / GiB);
+            "-c {} x {} sequences: the fp32 KV cache needs {:.2f} GiB but only {:.2f} GiB of memory is "
+            "available; lower -c",
+            context_, max_batch_, need / GiB, avail / GiB);
     }
     cache_ = std::make_unique<PagedKvCache>(shape);
     set_attention(opts.attention, opts.collect_recall);
@@ -373,6 +376,30 @@ void CpuBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode 
     stats_.attended_tokens = sum / cfg_.n_layers;
     stats_.attended_per_layer = layer_attended_;
     if (collect_recall_) stats_.recall = layer_recall_;
+}
+
+void CpuBackend::forward_batch(std::span<Sequence* const> seqs, std::span<const int> tokens,
+                               std::span<float> logits) {
+    check_batch(cfg_, max_batch_, seqs, tokens, logits);
+    const size_t B = seqs.size(), V = static_cast<size_t>(cfg_.vocab_size);
+    for (const Sequence* s : seqs) {
+        if (s->n_tokens + 1 > context_)
+            throw Error("KV cache full: {} tokens requested, capacity {} tokens (raise -c)", s->n_tokens + 1,
+                        context_);
+    }
+    for (Sequence* s : seqs) cache_->reserve(*s, s->n_tokens + 1);  // all or nothing advances
+    ForwardStats mean;
+    mean.attended_per_layer.assign(static_cast<size_t>(cfg_.n_layers), 0.0);
+    if (collect_recall_) mean.recall.assign(static_cast<size_t>(cfg_.n_layers), 0.0);
+    for (size_t b = 0; b < B; ++b) {
+        forward(*seqs[b], tokens.subspan(b, 1), LogitsMode::Last, logits.subspan(b * V, V));
+        mean.attended_tokens += stats_.attended_tokens / static_cast<double>(B);
+        for (size_t l = 0; l < mean.attended_per_layer.size(); ++l) {
+            mean.attended_per_layer[l] += stats_.attended_per_layer[l] / static_cast<double>(B);
+            if (collect_recall_) mean.recall[l] += stats_.recall[l] / static_cast<double>(B);
+        }
+    }
+    stats_ = mean;
 }
 
 }  // namespace dsa

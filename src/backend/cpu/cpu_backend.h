@@ -23,6 +23,9 @@ public:
     int context_capacity() const override { return context_; }
     void forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,
                  std::span<float> logits) override;
+    // The B sequences one after another (the reference: each step as forward() runs it alone).
+    void forward_batch(std::span<Sequence* const> seqs, std::span<const int> tokens,
+                       std::span<float> logits) override;
     void release(Sequence& seq) override { cache_->release(seq); }
     ForwardStats last_stats() const override { return stats_; }
     void set_attention(const AttentionPolicy& policy, bool collect_recall) override;
@@ -51,7 +54,8 @@ private:
 
     const Model& model_;
     const ModelConfig& cfg_;
-    int context_ = 0;
+    int context_ = 0;                       // tokens one sequence can hold
+    int max_batch_ = 1;                     // sequences of one forward_batch()
     std::unique_ptr<ThreadPool> own_pool_;  // only when opts.threads asks for a specific count
     ThreadPool* pool_ = nullptr;
     std::unique_ptr<PagedKvCache> cache_;

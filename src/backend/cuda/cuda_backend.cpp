@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -35,12 +36,7 @@ constexpr int kMaxChunk = 4096;   // prefill tokens per pass: GEMMs of M = 4096 
 constexpr int kLogitsRows = 256;  // LM-head rows per pass when every position's logits are wanted
 constexpr size_t kHeadroom = size_t{512} << 20;  // left free after the KV cache (driver, graphs, cuBLAS)
 
-// Layout of the int32 step buffer: the inputs of one forward chunk, read by the kernels from device memory
-// so that a captured decode graph replays with new values.
-constexpr int kStartPos = 0;  // position of the chunk's first token
-constexpr int kSeqLen = 1;    // tokens cached after the chunk
-constexpr int kQStart = 2;    // {0, T}: the chunk's rows for the varlen prefill kernel
-constexpr int kTokens = 4;    // [T] token ids
+constexpr int kMaxBatch = kLogitsRows;  // forward_batch() sequences: one logits row each
 
 double gib(size_t b) {
     return static_cast<double>(b) / (1024.0 * 1024.0 * 1024.0);
@@ -64,39 +60,54 @@ struct StreamOwner {
     StreamOwner& operator=(const StreamOwner&) = delete;
 };
 
+// Layout of the int32 step buffer: the inputs of one forward chunk (one sequence) or one batched decode step
+// (n_seq sequences of one token), read by the kernels from device memory so that a captured decode graph
+// replays with new values. Offsets in int32 elements, for at most max_batch sequences.
+struct StepLayout {
+    int start_pos = 0;  // [n_seq] position of each sequence's first token in the step
+    int seq_len = 0;    // [n_seq] tokens cached after the step
+    int q_start = 0;    // [2] {0, T}: the chunk's rows for the varlen prefill kernel
+    int tokens = 0;     // [T] token ids
+    explicit StepLayout(int max_batch)
+        : start_pos(0), seq_len(max_batch), q_start(2 * max_batch), tokens(2 * max_batch + 2) {}
+};
+
 struct CudaBackend::Impl {
     StreamOwner stream_owner;
     const Model& model;
     const ModelConfig& cfg;
     cudaStream_t stream = stream_owner.stream;
-    cudaGraphExec_t graph = nullptr;
-    bool graph_pdl = false;  // the programmatic-launch setting the graph was captured with
+    std::map<int, cudaGraphExec_t> graphs;                   // decode step per batch size
+    ProgrammaticLaunch graph_pdl = ProgrammaticLaunch::Off;  // the setting the graphs were captured with
     int sm_count = 0;
     std::unique_ptr<DeviceWeights> weights;
     std::unique_ptr<Linear> linear;
     std::unique_ptr<DeviceKvCache> kv;
     DType dt = DType::BF16;
-    int max_chunk = 0, n_split = 1, qkv_dim = 0;
+    int max_chunk = 0, max_batch = 1, qkv_dim = 0;
+    int seq_pages = 0;  // pages one sequence may hold (its block table's row length)
+    StepLayout at{1};
     float attn_scale = 1.0f;
 
-    DeviceBuffer resid;        // [C][hidden] fp32 residual stream
-    DeviceBuffer xn;           // [C][hidden] normed block input, weight dtype
-    DeviceBuffer qkv;          // [C][q_dim + 2 kv_dim] fp32
-    DeviceBuffer q;            // [C][n_heads][D] bf16, post-RoPE
-    DeviceBuffer attn;         // [C][q_dim] attention output, weight dtype
-    DeviceBuffer gate_up;      // [C][2 inter] fp32
-    DeviceBuffer act;          // [C][inter] weight dtype
-    DeviceBuffer logits;       // [kLogitsRows][vocab] fp32
-    DeviceBuffer o_part;       // [n_heads][n_split][D] fp32
-    DeviceBuffer lse_part;     // [n_heads][n_split] fp32
-    DeviceBuffer step;         // int32 step inputs (layout above)
-    DeviceBuffer block_table;  // [num_pages] int32
-    DeviceBuffer next_token;   // [1] int32
-    DeviceBuffer counters;     // [max(n_kv_heads * ceil(G / 16), n_heads)] int32: fused-merge tickets
-    DeviceBuffer attended;     // [n_layers][n_heads] int32: tokens each list attended (sparse decode)
+    // C = max(max_chunk, max_batch) rows.
+    DeviceBuffer resid;         // [C][hidden] fp32 residual stream
+    DeviceBuffer xn;            // [C][hidden] normed block input, weight dtype
+    DeviceBuffer qkv;           // [C][q_dim + 2 kv_dim] fp32
+    DeviceBuffer q;             // [C][n_heads][D] bf16, post-RoPE
+    DeviceBuffer attn;          // [C][q_dim] attention output, weight dtype
+    DeviceBuffer gate_up;       // [C][2 inter] fp32
+    DeviceBuffer act;           // [C][inter] weight dtype
+    DeviceBuffer logits;        // [kLogitsRows][vocab] fp32
+    DeviceBuffer o_part;        // [B][n_heads][n_split(B)][D] fp32, sized for the largest B * n_split(B)
+    DeviceBuffer lse_part;      // [B][n_heads][n_split(B)] fp32
+    DeviceBuffer step;          // int32 step inputs (StepLayout)
+    DeviceBuffer block_tables;  // [max_batch][seq_pages] int32: row b is the b-th sequence of a step
+    DeviceBuffer next_token;    // [1] int32
+    DeviceBuffer counters;  // [max_batch][max(n_kv_heads * ceil(G / 16), n_heads)] int32: fused-merge tickets
+    DeviceBuffer attended;  // [n_layers][max_batch][n_heads] int32: tokens each list attended (sparse decode)
     PinnedBuffer step_host, next_token_host, attended_host;
     std::unique_ptr<DeviceSelection> selection;  // the sparse policy's device selection; null: full
-    std::vector<int> block_table_shadow;         // what block_table holds
+    std::vector<std::vector<int>> table_shadow;  // [max_batch] what each row of block_tables holds
     bool use_graphs = true;
     ForwardStats stats;
 
@@ -105,19 +116,25 @@ struct CudaBackend::Impl {
 
     void tune_gemv();
     void check_tokens(std::span<const int> tokens) const;
-    void sync_block_table(const Sequence& seq);
+    void check_room(const Sequence& seq, int T) const;
+    void sync_block_table(int row, const Sequence& seq);
     void upload_step(int start, std::span<const int> tokens);
-    void run_layers(int T);
+    void upload_batch(std::span<Sequence* const> seqs, std::span<const int> tokens);
+    void run_layers(int T, int n_seq);
     void lm_head(int row0, int rows);
     void set_policy(const AttentionPolicy& policy);
-    void decode_attention_layer(int l);
-    void decode_body();
-    void decode(int start, int token);
+    void destroy_graphs();
+    void decode_attention_layer(int l, int n_seq);
+    void decode_body(int n_seq);
+    void decode(int n_seq);
     cudaGraphExec_t capture(const std::function<void()>& body);
-    void copy_decode_stats();
-    void read_decode_stats(int n_tokens);
+    void copy_decode_stats(int n_seq);
+    void read_decode_stats(std::span<const int> n_tokens);
     void prefill(int start, std::span<const int> tokens, LogitsMode mode, std::span<float> logits);
     int32_t* step_ptr(int i) const { return step.as<int32_t>() + i; }
+    int groups_per_seq() const {
+        return std::max(cfg.n_kv_heads * ((cfg.group_size() + 15) / 16), cfg.n_heads);
+    }
 };
 
 CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), cfg(m.config) {
@@ -131,14 +148,23 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
     dt = weights->dtype();
     linear = std::make_unique<Linear>(stream);
 
+    if (opts.max_batch < 1 || opts.max_batch > kMaxBatch)
+        throw Error("--device cuda: max_batch {} is outside [1, {}]", opts.max_batch, kMaxBatch);
+    max_batch = opts.max_batch;
+    at = StepLayout(max_batch);
     const int context = opts.context > 0 ? opts.context : cfg.max_position_embeddings;
     max_chunk = std::max(1, std::min(kMaxChunk, context));
-    const size_t C = static_cast<size_t>(max_chunk), H = static_cast<size_t>(cfg.hidden_size);
+    const size_t C = static_cast<size_t>(std::max(max_chunk, max_batch)),
+                 H = static_cast<size_t>(cfg.hidden_size);
     const size_t I = static_cast<size_t>(cfg.intermediate_size), Qd = static_cast<size_t>(cfg.q_dim());
     const size_t w = dtype_size(dt);
     qkv_dim = cfg.q_dim() + 2 * cfg.kv_dim();
     attn_scale = 1.0f / std::sqrt(static_cast<float>(cfg.head_dim));
-    n_split = decode_attention_splits(1, cfg.n_heads, cfg.n_kv_heads, sm_count);
+    size_t split_rows = 0;  // the largest B * n_split(B)
+    for (int b = 1; b <= max_batch; ++b)
+        split_rows =
+            std::max(split_rows, static_cast<size_t>(b) *
+                                     decode_attention_splits(b, cfg.n_heads, cfg.n_kv_heads, sm_count));
     resid = DeviceBuffer(C * H * 4, "residual stream");
     xn = DeviceBuffer(C * H * w, "normed activations");
     qkv = DeviceBuffer(C * static_cast<size_t>(qkv_dim) * 4, "q/k/v activations");
@@ -147,19 +173,18 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
     gate_up = DeviceBuffer(C * 2 * I * 4, "gate/up activations");
     act = DeviceBuffer(C * I * w, "MLP activations");
     logits = DeviceBuffer(static_cast<size_t>(kLogitsRows) * cfg.vocab_size * 4, "logits");
-    o_part = DeviceBuffer(static_cast<size_t>(cfg.n_heads) * n_split * cfg.head_dim * 4,
+    o_part = DeviceBuffer(static_cast<size_t>(cfg.n_heads) * split_rows * cfg.head_dim * 4,
                           "decode attention splits");
-    lse_part = DeviceBuffer(static_cast<size_t>(cfg.n_heads) * n_split * 4, "decode attention splits");
-    step = DeviceBuffer((kTokens + C) * 4, "step inputs");
+    lse_part = DeviceBuffer(static_cast<size_t>(cfg.n_heads) * split_rows * 4, "decode attention splits");
+    const size_t step_ints = static_cast<size_t>(at.tokens) + C;
+    step = DeviceBuffer(step_ints * 4, "step inputs");
     next_token = DeviceBuffer(4, "next token");
-    const size_t n_groups =
-        std::max<size_t>(static_cast<size_t>(cfg.n_kv_heads) * ((cfg.group_size() + 15) / 16),
-                         static_cast<size_t>(cfg.n_heads));
-    counters = DeviceBuffer(n_groups * 4, "decode attention counters");
+    counters =
+        DeviceBuffer(static_cast<size_t>(max_batch) * groups_per_seq() * 4, "decode attention counters");
     CUDA_CHECK(cudaMemset(counters.get(), 0, counters.bytes()));
-    const size_t n_attended = static_cast<size_t>(cfg.n_layers) * cfg.n_heads;
+    const size_t n_attended = static_cast<size_t>(cfg.n_layers) * max_batch * cfg.n_heads;
     attended = DeviceBuffer(n_attended * 4, "tokens attended per list");
-    step_host = PinnedBuffer((kTokens + C) * 4);
+    step_host = PinnedBuffer(step_ints * 4);
     next_token_host = PinnedBuffer(4);
     attended_host = PinnedBuffer(n_attended * 4);
 
@@ -168,25 +193,28 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
     shape.n_kv_heads = cfg.n_kv_heads;
     shape.head_dim = cfg.head_dim;
     shape.page_size = opts.page_size;
-    shape.num_pages = (context + opts.page_size - 1) / opts.page_size;
+    seq_pages = (context + opts.page_size - 1) / opts.page_size;
+    shape.num_pages = seq_pages * max_batch;
     const size_t per_page = DeviceKvCache::bytes_per_page(shape);
     const DeviceMemory mem = device_memory();
     const size_t usable = mem.free > kHeadroom ? mem.free - kHeadroom : 0;
     if (static_cast<size_t>(shape.num_pages) * per_page > usable) {
-        const size_t fit = usable / per_page;
+        const size_t fit = usable / per_page / static_cast<size_t>(max_batch);  // pages per sequence
         if (opts.context > 0 || fit == 0) {
             throw Error(
-                "out of device memory: a KV cache of {} tokens needs {:.2f} GiB, {:.2f} GiB free after the "
-                "{:.2f} GiB of weights; lower -c",
-                context, gib(static_cast<size_t>(shape.num_pages) * per_page), gib(usable),
+                "out of device memory: a KV cache of {} x {} tokens needs {:.2f} GiB, {:.2f} GiB free after "
+                "the {:.2f} GiB of weights; lower -c",
+                max_batch, context, gib(static_cast<size_t>(shape.num_pages) * per_page), gib(usable),
                 gib(weights->bytes()));
         }
         spdlog::warn("KV cache capped at {} tokens by free device memory ({:.2f} GiB; the model allows {})",
                      fit * opts.page_size, gib(usable), context);
-        shape.num_pages = static_cast<int>(fit);
+        seq_pages = static_cast<int>(fit);
+        shape.num_pages = seq_pages * max_batch;
     }
     kv = std::make_unique<DeviceKvCache>(shape);
-    block_table = DeviceBuffer(static_cast<size_t>(shape.num_pages) * 4, "block table");
+    block_tables = DeviceBuffer(static_cast<size_t>(max_batch) * seq_pages * 4, "block tables");
+    table_shadow.resize(static_cast<size_t>(max_batch));
     set_policy(opts.attention);
     tune_gemv();
 }
@@ -198,15 +226,17 @@ void CudaBackend::Impl::set_policy(const AttentionPolicy& policy) {
         if (policy.page_size != kv->shape().page_size)
             throw Error("--device cuda: the policy's page size {} differs from the cache's {}",
                         policy.page_size, kv->shape().page_size);
-        next = std::make_unique<DeviceSelection>(policy, 1, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim,
-                                                 kv->capacity_tokens());
+        next = std::make_unique<DeviceSelection>(policy, max_batch, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim,
+                                                 seq_pages * kv->shape().page_size);
     }
     CUDA_CHECK(cudaStreamSynchronize(stream));  // the old selection's buffers may still be in use
     selection = std::move(next);
-    if (graph) {
-        CUDA_CHECK(cudaGraphExecDestroy(graph));
-        graph = nullptr;
-    }
+    destroy_graphs();
+}
+
+void CudaBackend::Impl::destroy_graphs() {
+    for (auto& [b, g] : graphs) CUDA_CHECK(cudaGraphExecDestroy(g));
+    graphs.clear();
 }
 
 // Picks the fastest GEMV variant for each decode projection shape on the real weights (milliseconds).
@@ -231,7 +261,7 @@ void CudaBackend::Impl::tune_gemv() {
 }
 
 CudaBackend::Impl::~Impl() {
-    if (graph) cudaGraphExecDestroy(graph);
+    for (auto& [b, g] : graphs) cudaGraphExecDestroy(g);
 }
 
 void CudaBackend::Impl::check_tokens(std::span<const int> tokens) const {
@@ -241,36 +271,60 @@ void CudaBackend::Impl::check_tokens(std::span<const int> tokens) const {
     }
 }
 
-void CudaBackend::Impl::sync_block_table(const Sequence& seq) {
-    size_t first = 0;
-    while (first < seq.pages.size() && first < block_table_shadow.size() &&
-           seq.pages[first] == block_table_shadow[first])
-        ++first;
-    if (first == seq.pages.size()) return;
-    // From pageable memory: the copy is staged before cudaMemcpyAsync returns, so seq may change afterwards.
-    CUDA_CHECK(cudaMemcpyAsync(block_table.as<int32_t>() + first, seq.pages.data() + first,
-                               (seq.pages.size() - first) * 4, cudaMemcpyHostToDevice, stream));
-    block_table_shadow.assign(seq.pages.begin(), seq.pages.end());
+// One sequence holds at most seq_pages pages (its row of block_tables), as the CPU's -c caps each sequence.
+void CudaBackend::Impl::check_room(const Sequence& seq, int T) const {
+    const int cap = seq_pages * kv->shape().page_size;
+    if (seq.n_tokens + T > cap)
+        throw Error("KV cache full: {} tokens requested, capacity {} tokens (raise -c)", seq.n_tokens + T,
+                    cap);
 }
 
+void CudaBackend::Impl::sync_block_table(int row, const Sequence& seq) {
+    std::vector<int>& shadow = table_shadow[static_cast<size_t>(row)];
+    size_t first = 0;
+    while (first < seq.pages.size() && first < shadow.size() && seq.pages[first] == shadow[first]) ++first;
+    if (first == seq.pages.size()) return;
+    // From pageable memory: the copy is staged before cudaMemcpyAsync returns, so seq may change afterwards.
+    CUDA_CHECK(cudaMemcpyAsync(block_tables.as<int32_t>() + static_cast<size_t>(row) * seq_pages + first,
+                               seq.pages.data() + first, (seq.pages.size() - first) * 4,
+                               cudaMemcpyHostToDevice, stream));
+    shadow.assign(seq.pages.begin(), seq.pages.end());
+}
+
+// A prefill chunk (or a lone decode step) of one sequence, in row 0.
 void CudaBackend::Impl::upload_step(int start, std::span<const int> tokens) {
     const int T = static_cast<int>(tokens.size());
     int32_t* h = step_host.as<int32_t>();
-    h[kStartPos] = start;
-    h[kSeqLen] = start + T;
-    h[kQStart] = 0;
-    h[kQStart + 1] = T;
-    std::copy(tokens.begin(), tokens.end(), h + kTokens);
-    CUDA_CHECK(cudaMemcpyAsync(step.get(), h, (kTokens + static_cast<size_t>(T)) * 4, cudaMemcpyHostToDevice,
-                               stream));
+    h[at.start_pos] = start;
+    h[at.seq_len] = start + T;
+    h[at.q_start] = 0;
+    h[at.q_start + 1] = T;
+    std::copy(tokens.begin(), tokens.end(), h + at.tokens);
+    CUDA_CHECK(cudaMemcpyAsync(step.get(), h, (static_cast<size_t>(at.tokens) + T) * 4,
+                               cudaMemcpyHostToDevice, stream));
 }
 
-// The layers for the T tokens described by the step buffer; T == 1 uses the decode kernels.
-void CudaBackend::Impl::run_layers(int T) {
+// A decode step of sequences seqs[b] in rows b (block tables already synced).
+void CudaBackend::Impl::upload_batch(std::span<Sequence* const> seqs, std::span<const int> tokens) {
+    const int B = static_cast<int>(seqs.size());
+    int32_t* h = step_host.as<int32_t>();
+    for (int b = 0; b < B; ++b) {
+        h[at.start_pos + b] = seqs[static_cast<size_t>(b)]->n_tokens;
+        h[at.seq_len + b] = seqs[static_cast<size_t>(b)]->n_tokens + 1;
+    }
+    std::copy(tokens.begin(), tokens.end(), h + at.tokens);
+    CUDA_CHECK(cudaMemcpyAsync(step.get(), h, (static_cast<size_t>(at.tokens) + B) * 4,
+                               cudaMemcpyHostToDevice, stream));
+}
+
+// The layers for the T tokens of n_seq sequences described by the step buffer: a decode step when every
+// sequence has one token (T == n_seq), else a prefill chunk of one sequence.
+void CudaBackend::Impl::run_layers(int T, int n_seq) {
     const int H = cfg.hidden_size, I = cfg.intermediate_size, Qd = cfg.q_dim(), D = cfg.head_dim;
     const float eps = static_cast<float>(cfg.rms_norm_eps);
     const KvCacheShape& ks = kv->shape();
-    embed_tokens(step_ptr(kTokens), weights->embed(), dt, resid.as<float>(), T, H, stream);
+    const bool decode_step = T == n_seq;
+    embed_tokens(step_ptr(at.tokens), weights->embed(), dt, resid.as<float>(), T, H, stream);
     for (int l = 0; l < cfg.n_layers; ++l) {
         const DeviceLayer& w = weights->layers()[static_cast<size_t>(l)];
         rmsnorm(resid.as<float>(), w.attn_norm, xn.get(), dt, T, H, eps, stream);
@@ -284,31 +338,33 @@ void CudaBackend::Impl::run_layers(int T) {
         ai.inv_freq = weights->inv_freq();
         ai.rope_scaling = weights->rope_scaling();
         ai.norm_eps = eps;
-        ai.start_pos = step_ptr(kStartPos);
-        ai.block_table = block_table.as<int32_t>();
+        ai.start_pos = step_ptr(at.start_pos);
+        ai.block_tables = block_tables.as<int32_t>();
+        ai.table_stride = seq_pages;
         ai.q_out = q.as<uint16_t>();
         ai.k_pool = kv->k(l);
         ai.v_pool = kv->v(l);
-        if (T == 1) {  // decode: the metadata of the one new key is updated in the same kernel
+        if (decode_step) {  // the metadata of each sequence's one new key is updated in the same kernel
             ai.kminmax = kv->kminmax(l);
             ai.ksum = kv->ksum(l);
             ai.count = kv->count(l);
         }
         ai.n_tokens = T;
+        ai.n_seq = n_seq;
         ai.n_heads = cfg.n_heads;
         ai.n_kv_heads = cfg.n_kv_heads;
         ai.head_dim = D;
         ai.page_size = ks.page_size;
         attention_input(ai, stream);
 
-        if (T > 1) {
+        if (!decode_step) {
             KvMetadataParams km;
             km.k_pool = kv->k(l);
             km.kminmax = kv->kminmax(l);
             km.ksum = kv->ksum(l);
             km.count = kv->count(l);
-            km.start_pos = step_ptr(kStartPos);
-            km.block_table = block_table.as<int32_t>();
+            km.start_pos = step_ptr(at.start_pos);
+            km.block_table = block_tables.as<int32_t>();
             km.n_tokens = T;
             km.n_kv_heads = cfg.n_kv_heads;
             km.head_dim = D;
@@ -316,17 +372,17 @@ void CudaBackend::Impl::run_layers(int T) {
             kv_metadata_update(km, stream);
         }
 
-        if (T == 1) {
-            decode_attention_layer(l);
+        if (decode_step) {
+            decode_attention_layer(l, n_seq);
         } else {
             PrefillAttentionParams pa;
             pa.q = q.as<uint16_t>();
             pa.k_pool = kv->k(l);
             pa.v_pool = kv->v(l);
-            pa.block_tables = block_table.as<int32_t>();
-            pa.block_table_stride = ks.num_pages;
-            pa.q_start = step_ptr(kQStart);
-            pa.pos_start = step_ptr(kStartPos);
+            pa.block_tables = block_tables.as<int32_t>();
+            pa.block_table_stride = seq_pages;
+            pa.q_start = step_ptr(at.q_start);
+            pa.pos_start = step_ptr(at.start_pos);
             pa.out = attn.get();
             pa.out_dtype = dt;
             pa.n_seq = 1;
@@ -349,23 +405,24 @@ void CudaBackend::Impl::run_layers(int T) {
     }
 }
 
-// Decode attention of layer l over the queries in `q`: the policy's selection and page lists in sparse
-// layers, the block table otherwise; output into `attn`.
-void CudaBackend::Impl::decode_attention_layer(int l) {
+// Decode attention of layer l over the queries in `q` ([n_seq][n_heads][D]): the policy's selection and
+// page lists in sparse layers, the block tables otherwise; output into `attn`.
+void CudaBackend::Impl::decode_attention_layer(int l, int n_seq) {
     DecodeAttentionParams da;
     da.q = q.as<uint16_t>();
     da.k_pool = kv->k(l);
     da.v_pool = kv->v(l);
-    da.page_lists = block_table.as<int32_t>();  // the full policy: every head attends the block table
-    da.seq_len = step_ptr(kSeqLen);
+    da.page_lists = block_tables.as<int32_t>();  // the full policy: every head attends its block table
+    da.list_seq_stride = seq_pages;
+    da.seq_len = step_ptr(at.seq_len);
     da.o_part = o_part.as<float>();
     da.lse_part = lse_part.as<float>();
-    da.n_seq = 1;
+    da.n_seq = n_seq;
     da.n_heads = cfg.n_heads;
     da.n_kv_heads = cfg.n_kv_heads;
     da.head_dim = cfg.head_dim;
     da.page_size = kv->shape().page_size;
-    da.n_split = n_split;
+    da.n_split = decode_attention_splits(n_seq, cfg.n_heads, cfg.n_kv_heads, sm_count);
     da.scale = attn_scale;
     da.out = attn.get();
     da.out_dtype = dt;
@@ -377,11 +434,12 @@ void CudaBackend::Impl::decode_attention_layer(int l) {
         lc.ksum = kv->ksum(l);
         lc.count = kv->count(l);
         StepSequences ss;
-        ss.block_tables = block_table.as<int32_t>();
-        ss.table_stride = kv->shape().num_pages;
-        ss.seq_len = step_ptr(kSeqLen);
+        ss.block_tables = block_tables.as<int32_t>();
+        ss.table_stride = seq_pages;
+        ss.seq_len = step_ptr(at.seq_len);
+        ss.n_seq = n_seq;
         selection->select(lc, q.as<uint16_t>(), ss,
-                          attended.as<int32_t>() + static_cast<size_t>(l) * cfg.n_heads, stream);
+                          attended.as<int32_t>() + static_cast<size_t>(l) * max_batch * cfg.n_heads, stream);
         selection->attach(da);
     }
     decode_attention(da, stream);
@@ -389,27 +447,32 @@ void CudaBackend::Impl::decode_attention_layer(int l) {
 
 // Enqueues the copy of the tokens each list attended to the host (sparse policies; nothing for full), so
 // that it rides on the sync the step ends with anyway.
-void CudaBackend::Impl::copy_decode_stats() {
+// The selection writes [n_seq][n_lists] per layer at a stride of max_batch * n_heads; the host copy is
+// packed: [n_layers][n_seq][n_lists].
+void CudaBackend::Impl::copy_decode_stats(int n_seq) {
     if (!selection) return;
-    const size_t lists = static_cast<size_t>(selection->n_lists());
-    CUDA_CHECK(cudaMemcpy2DAsync(attended_host.as<int32_t>(), lists * 4, attended.get(),
-                                 static_cast<size_t>(cfg.n_heads) * 4, lists * 4,
+    const size_t row = static_cast<size_t>(n_seq) * selection->n_lists() * 4;
+    CUDA_CHECK(cudaMemcpy2DAsync(attended_host.as<int32_t>(), row, attended.get(),
+                                 static_cast<size_t>(max_batch) * cfg.n_heads * 4, row,
                                  static_cast<size_t>(cfg.n_layers), cudaMemcpyDeviceToHost, stream));
 }
 
-// After a decode step over n_tokens cached tokens, its copy_decode_stats() and a stream sync: the tokens
-// attended per layer (mean over its lists).
-void CudaBackend::Impl::read_decode_stats(int n_tokens) {
-    stats.attended_per_layer.assign(static_cast<size_t>(cfg.n_layers), static_cast<double>(n_tokens));
+// After a decode step of sequences holding n_tokens[b] cached tokens, its copy_decode_stats() and a stream
+// sync: the tokens attended per layer, mean over the sequences and their lists.
+void CudaBackend::Impl::read_decode_stats(std::span<const int> n_tokens) {
+    const size_t B = n_tokens.size();
+    double mean_len = 0;
+    for (const int n : n_tokens) mean_len += static_cast<double>(n) / static_cast<double>(B);
+    stats.attended_per_layer.assign(static_cast<size_t>(cfg.n_layers), mean_len);
     stats.recall.clear();
     if (selection) {
-        const int lists = selection->n_lists();
+        const size_t lists = B * static_cast<size_t>(selection->n_lists());
         const int32_t* a = attended_host.as<int32_t>();
         for (int l = 0; l < cfg.n_layers; ++l) {
             if (!selection->sparse_layer(l)) continue;
             double sum = 0;
-            for (int i = 0; i < lists; ++i) sum += a[static_cast<size_t>(l) * lists + i];
-            stats.attended_per_layer[static_cast<size_t>(l)] = sum / lists;
+            for (size_t i = 0; i < lists; ++i) sum += a[static_cast<size_t>(l) * lists + i];
+            stats.attended_per_layer[static_cast<size_t>(l)] = sum / static_cast<double>(lists);
         }
     }
     double sum = 0;
@@ -425,32 +488,30 @@ void CudaBackend::Impl::lm_head(int row0, int rows) {
     (*linear)(xn.get(), weights->lm_head(), dt, logits.as<float>(), rows, cfg.vocab_size, H, 0.0f);
 }
 
-void CudaBackend::Impl::decode_body() {
-    run_layers(1);
-    lm_head(0, 1);
+// Greedy tokens on the device for row 0 only (forward_greedy's one sequence).
+void CudaBackend::Impl::decode_body(int n_seq) {
+    run_layers(n_seq, n_seq);
+    lm_head(0, n_seq);
     argmax_rows(logits.as<float>(), next_token.as<int32_t>(), 1, cfg.vocab_size, stream);
 }
 
-void CudaBackend::Impl::decode(int start, int token) {
-    const int tok[1] = {token};
-    upload_step(start, tok);
+// One decode step of the n_seq sequences in the step buffer, as the CUDA graph for that batch size.
+void CudaBackend::Impl::decode(int n_seq) {
     if (!use_graphs) {
-        decode_body();
+        decode_body(n_seq);
         return;
     }
-    if (graph && graph_pdl != programmatic_launch()) {
-        CUDA_CHECK(cudaGraphExecDestroy(graph));
-        graph = nullptr;
-    }
-    if (graph) {
-        CUDA_CHECK(cudaGraphLaunch(graph, stream));
-        return;
-    }
-    // The first step runs eagerly (kernel attributes set, modules loaded outside any capture), then the
-    // same launches are captured once for every later step.
-    decode_body();
-    graph = capture([this] { decode_body(); });
+    if (graph_pdl != programmatic_launch()) destroy_graphs();
     graph_pdl = programmatic_launch();
+    const auto it = graphs.find(n_seq);
+    if (it != graphs.end()) {
+        CUDA_CHECK(cudaGraphLaunch(it->second, stream));
+        return;
+    }
+    // The first step of a batch size runs eagerly (kernel attributes set, modules loaded outside any
+    // capture), then the same launches are captured once for every later step.
+    decode_body(n_seq);
+    graphs[n_seq] = capture([this, n_seq] { decode_body(n_seq); });
 }
 
 // The launches of `body` on the stream as an instantiated graph (nothing runs).
@@ -479,7 +540,7 @@ void CudaBackend::Impl::prefill(int start, std::span<const int> tokens, LogitsMo
     for (int done = 0; done < T;) {
         const int c = std::min(max_chunk, T - done);
         upload_step(start + done, tokens.subspan(static_cast<size_t>(done), static_cast<size_t>(c)));
-        run_layers(c);
+        run_layers(c, 1);
         if (mode == LogitsMode::All) {
             for (int r = 0; r < c; r += kLogitsRows) {
                 const int rows = std::min(kLogitsRows, c - r);
@@ -506,7 +567,7 @@ const Model& CudaBackend::model() const {
 }
 
 int CudaBackend::context_capacity() const {
-    return impl_->kv->capacity_tokens();
+    return impl_->seq_pages * impl_->kv->shape().page_size;
 }
 
 void CudaBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,
@@ -519,15 +580,18 @@ void CudaBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode
     if (logits.size() < need)
         throw Error("forward: the logits buffer holds {} floats, {} needed", logits.size(), need);
     m.check_tokens(tokens);
+    m.check_room(seq, T);
     const int start = seq.n_tokens;
     m.kv->reserve(seq, start + T);
-    m.sync_block_table(seq);
+    m.sync_block_table(0, seq);
     if (T == 1) {
-        m.decode(start, tokens[0]);
-        m.copy_decode_stats();
+        m.upload_step(start, tokens);
+        m.decode(1);
+        m.copy_decode_stats(1);
         CUDA_CHECK(cudaMemcpyAsync(logits.data(), m.logits.get(), V * 4, cudaMemcpyDeviceToHost, m.stream));
         CUDA_CHECK(cudaStreamSynchronize(m.stream));
-        m.read_decode_stats(start + 1);
+        const int n[1] = {start + 1};
+        m.read_decode_stats(n);
     } else {
         m.prefill(start, tokens, mode, logits);
         m.stats = ForwardStats{};
@@ -536,19 +600,42 @@ void CudaBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode
     seq.n_tokens = start + T;
 }
 
+void CudaBackend::forward_batch(std::span<Sequence* const> seqs, std::span<const int> tokens,
+                                std::span<float> logits) {
+    Impl& m = *impl_;
+    check_batch(m.cfg, m.max_batch, seqs, tokens, logits);
+    for (const Sequence* s : seqs) m.check_room(*s, 1);
+    for (Sequence* s : seqs) m.kv->reserve(*s, s->n_tokens + 1);  // all or nothing advances
+    const int B = static_cast<int>(seqs.size());
+    for (int b = 0; b < B; ++b) m.sync_block_table(b, *seqs[static_cast<size_t>(b)]);
+    m.upload_batch(seqs, tokens);
+    m.decode(B);
+    m.copy_decode_stats(B);
+    const size_t V = static_cast<size_t>(m.cfg.vocab_size);
+    CUDA_CHECK(cudaMemcpyAsync(logits.data(), m.logits.get(), static_cast<size_t>(B) * V * 4,
+                               cudaMemcpyDeviceToHost, m.stream));
+    CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    std::vector<int> n_tokens;
+    for (Sequence* s : seqs) n_tokens.push_back(++s->n_tokens);
+    m.read_decode_stats(n_tokens);
+}
+
 int CudaBackend::forward_greedy(Sequence& seq, int token) {
     Impl& m = *impl_;
     const int tok[1] = {token};
     m.check_tokens(tok);
+    m.check_room(seq, 1);
     const int start = seq.n_tokens;
     m.kv->reserve(seq, start + 1);
-    m.sync_block_table(seq);
-    m.decode(start, token);
-    m.copy_decode_stats();
+    m.sync_block_table(0, seq);
+    m.upload_step(start, tok);
+    m.decode(1);
+    m.copy_decode_stats(1);
     CUDA_CHECK(cudaMemcpyAsync(m.next_token_host.as<int32_t>(), m.next_token.get(), 4, cudaMemcpyDeviceToHost,
                                m.stream));
     CUDA_CHECK(cudaStreamSynchronize(m.stream));
-    m.read_decode_stats(start + 1);
+    const int n[1] = {start + 1};
+    m.read_decode_stats(n);
     seq.n_tokens = start + 1;
     return *m.next_token_host.as<int32_t>();
 }
@@ -565,13 +652,14 @@ AttentionTiming CudaBackend::time_decode_attention(const Sequence& seq, int reps
     if (reps == 0 && seq.n_tokens == 0) return t;
     if (seq.n_tokens < 1) throw Error("time_decode_attention: the sequence holds no tokens");
     // The step inputs of a decode step at seq's length (the queries stay those of the last decode step).
-    m.sync_block_table(seq);
+    m.sync_block_table(0, seq);
     int32_t* h = m.step_host.as<int32_t>();
-    h[kStartPos] = seq.n_tokens - 1;
-    h[kSeqLen] = seq.n_tokens;
-    CUDA_CHECK(cudaMemcpyAsync(m.step.get(), h, 2 * 4, cudaMemcpyHostToDevice, m.stream));
+    h[m.at.start_pos] = seq.n_tokens - 1;
+    h[m.at.seq_len] = seq.n_tokens;
+    CUDA_CHECK(cudaMemcpyAsync(m.step.get(), h, static_cast<size_t>(m.at.tokens) * 4, cudaMemcpyHostToDevice,
+                               m.stream));
     const auto body = [&] {
-        for (int l = 0; l < m.cfg.n_layers; ++l) m.decode_attention_layer(l);
+        for (int l = 0; l < m.cfg.n_layers; ++l) m.decode_attention_layer(l, 1);
     };
     body();  // warm-up, outside the capture
     cudaGraphExec_t ge = m.capture(body);
@@ -591,9 +679,10 @@ AttentionTiming CudaBackend::time_decode_attention(const Sequence& seq, int reps
     CUDA_CHECK(cudaEventDestroy(e0));
     CUDA_CHECK(cudaEventDestroy(e1));
     CUDA_CHECK(cudaGraphExecDestroy(ge));
-    m.copy_decode_stats();
+    m.copy_decode_stats(1);
     CUDA_CHECK(cudaStreamSynchronize(m.stream));
-    m.read_decode_stats(seq.n_tokens);
+    const int n[1] = {seq.n_tokens};
+    m.read_decode_stats(n);
     t.attended_tokens = m.stats.attended_tokens;
     return t;
 }

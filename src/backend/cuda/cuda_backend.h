@@ -1,9 +1,10 @@
 #pragma once
 // The CUDA backend: the whole dense model on one GPU.
 //   prefill: chunks of up to max_chunk tokens; cuBLAS GEMMs, causal flash attention over the paged cache.
-//   decode (one token): GEMV kernels, the policy's page selection (device_selection.h), split-KV GQA decode
-//   attention over the page lists, captured once as a CUDA graph and replayed every step (step inputs live
-//   in device memory; the only host sync is for the result).
+//   decode (one token per sequence, up to max_batch sequences): GEMV kernels (cuBLAS GEMMs for B > 1), the
+//   policy's page selection (device_selection.h), split-KV GQA decode attention over the page lists, captured
+//   once as a CUDA graph and replayed every step (step inputs live in device memory; the only host sync is
+//   for the result).
 // Weights stay in their stored dtype (see device_weights.h); the KV cache is bf16 with fp32 page metadata.
 #include <memory>
 #include <span>
@@ -26,6 +27,10 @@ public:
     int context_capacity() const override;
     void forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,
                  std::span<float> logits) override;
+    // B sequences in one decode step: one graph per batch size, GEMMs of B rows (weights read once), the
+    // decode attention and selection over all B sequences in one launch each.
+    void forward_batch(std::span<Sequence* const> seqs, std::span<const int> tokens,
+                       std::span<float> logits) override;
     void release(Sequence& seq) override;
     ForwardStats last_stats() const override;
     // Any policy; attention recall (collect_recall) is the CPU backend's only.

@@ -108,6 +108,8 @@ DeviceSelection::DeviceSelection(const AttentionPolicy& policy, int n_seq, int n
 
 void DeviceSelection::score(const LayerCache& cache, const uint16_t* q, const StepSequences& seqs,
                             cudaStream_t stream) {
+    if (seqs.n_seq < 1 || seqs.n_seq > n_seq_)
+        throw Error("DeviceSelection: {} sequences, buffers for {}", seqs.n_seq, n_seq_);
     PageScoreParams sp;
     sp.q = q;
     sp.kminmax = cache.kminmax;
@@ -120,7 +122,7 @@ void DeviceSelection::score(const LayerCache& cache, const uint16_t* q, const St
     sp.scores = scores_.as<float>();
     sp.score_stride = score_stride_;
     sp.max_items = score_stride_;
-    sp.n_seq = n_seq_;
+    sp.n_seq = seqs.n_seq;
     sp.n_heads = params_.n_heads;
     sp.n_kv_heads = params_.n_kv_heads;
     sp.head_dim = head_dim_;
@@ -146,7 +148,10 @@ void DeviceSelection::score(const LayerCache& cache, const uint16_t* q, const St
 }
 
 void DeviceSelection::pick(const StepSequences& seqs, int32_t* attended, cudaStream_t stream) {
+    if (seqs.n_seq < 1 || seqs.n_seq > n_seq_)
+        throw Error("DeviceSelection: {} sequences, buffers for {}", seqs.n_seq, n_seq_);
     PageSelectParams p = params_;
+    p.n_seq = seqs.n_seq;
     p.block_tables = seqs.block_tables;
     p.table_stride = seqs.table_stride;
     p.seq_len = seqs.seq_len;

@@ -26,12 +26,14 @@ struct StepSequences {
     const int32_t* block_tables = nullptr;  // [n_seq][table_stride]
     int64_t table_stride = 0;
     const int32_t* seq_len = nullptr;  // [n_seq] tokens cached, the current one included
+    int n_seq = 1;                     // at most the selection's n_seq
 };
 
 class DeviceSelection {
 public:
-    // policy: quest, nsa, window or oracle (validated), with the cache's page size. max_tokens: the longest
-    // sequence. Throws dsa::Error for shapes the kernels do not take.
+    // policy: quest, nsa, window or oracle (validated), with the cache's page size. n_seq: the most sequences
+    // one step selects for; max_tokens: the longest sequence. Throws dsa::Error for shapes the kernels do not
+    // take.
     DeviceSelection(const AttentionPolicy& policy, int n_seq, int n_heads, int n_kv_heads, int head_dim,
                     int max_tokens);
 
