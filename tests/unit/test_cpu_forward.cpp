@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "attention/cpu_attention.h"
+#include "attention/policy.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ops.h"
 #include "engine/backend.h"
@@ -181,41 +182,60 @@ TEST(CpuForward, RejectsBadTokensAndBuffers) {
     EXPECT_THROW(b->forward(seq, ok, LogitsMode::All, logits), Error);  // needs [2][vocab]
 }
 
-// forward_batch: each sequence's step as forward() alone gives it, the stats the mean over the sequences,
-// and bad batches rejected before any sequence advances.
+// forward_batch: each sequence's step as forward() alone gives it, bit for bit (its rows share the
+// matmuls, never mix), under full and sparse attention; the stats are the means over the sequences; bad
+// batches are rejected before any sequence advances.
 TEST(CpuForward, BatchedDecodeEqualsEachSequenceAlone) {
     const Model model = load_model(kModels + "/llama");
     const size_t V = static_cast<size_t>(model.config.vocab_size);
-    BackendOptions o = options();
-    o.context = 64;
-    o.max_batch = 2;
-    auto batched = make_backend("cpu", model, o), alone = make_backend("cpu", model, o);
-    const std::vector<int> p0 = {5, 9, 2, 7, 1, 3, 3, 8, 4, 6, 2, 9, 1, 7, 5, 5, 2, 8}, p1 = {4, 1, 6};
-    Sequence a0, a1, b0, b1;
-    std::vector<float> one(V), two(2 * V), ref(V);
-    batched->forward(a0, p0, LogitsMode::Last, one);
-    batched->forward(a1, p1, LogitsMode::Last, one);
-    alone->forward(b0, p0, LogitsMode::Last, one);
-    alone->forward(b1, p1, LogitsMode::Last, one);
-    std::vector<Sequence*> pair = {&a1, &a0};  // rows in any order
-    batched->forward_batch(pair, std::vector<int>{11, 12}, two);
-    EXPECT_EQ(a0.n_tokens, 19);
-    EXPECT_EQ(a1.n_tokens, 4);
-    EXPECT_DOUBLE_EQ(batched->last_stats().attended_tokens, (19 + 4) / 2.0);
-    alone->forward(b1, std::vector<int>{11}, LogitsMode::Last, ref);
-    EXPECT_EQ(std::vector<float>(two.begin(), two.begin() + static_cast<ptrdiff_t>(V)), ref);
-    alone->forward(b0, std::vector<int>{12}, LogitsMode::Last, ref);
-    EXPECT_EQ(std::vector<float>(two.begin() + static_cast<ptrdiff_t>(V), two.end()), ref);
+    AttentionPolicy quest;
+    quest.kind = PolicyKind::Quest;
+    quest.budget = 32;  // 2 of the 5 pages of the longer sequence
+    quest.dense_layers = 1;
+    for (const AttentionPolicy& policy : {AttentionPolicy{}, quest}) {
+        SCOPED_TRACE(describe_policy(policy));
+        BackendOptions o = options();
+        o.context = 96;
+        o.max_batch = 2;
+        o.attention = policy;
+        auto batched = make_backend("cpu", model, o), alone = make_backend("cpu", model, o);
+        std::vector<int> p0(70), p1 = {4, 1, 6};
+        for (size_t i = 0; i < p0.size(); ++i) p0[i] = static_cast<int>((i * 7 + 3) % 50);
+        Sequence a0, a1, b0, b1;
+        std::vector<float> one(V), two(2 * V), ref(V);
+        batched->forward(a0, p0, LogitsMode::Last, one);
+        batched->forward(a1, p1, LogitsMode::Last, one);
+        alone->forward(b0, p0, LogitsMode::Last, one);
+        alone->forward(b1, p1, LogitsMode::Last, one);
+        for (int step = 0; step < 3; ++step) {
+            std::vector<Sequence*> pair = {&a1, &a0};  // rows in any order
+            batched->forward_batch(pair, std::vector<int>{11 + step, 12 + step}, two);
+            const ForwardStats st = batched->last_stats();
+            alone->forward(b1, std::vector<int>{11 + step}, LogitsMode::Last, ref);
+            const double att1 = alone->last_stats().attended_tokens;
+            EXPECT_EQ(std::vector<float>(two.begin(), two.begin() + static_cast<ptrdiff_t>(V)), ref) << step;
+            alone->forward(b0, std::vector<int>{12 + step}, LogitsMode::Last, ref);
+            const double att0 = alone->last_stats().attended_tokens;
+            EXPECT_EQ(std::vector<float>(two.begin() + static_cast<ptrdiff_t>(V), two.end()), ref) << step;
+            EXPECT_DOUBLE_EQ(st.attended_tokens, (att0 + att1) / 2) << step;
+            ASSERT_EQ(st.attended_per_layer.size(), static_cast<size_t>(model.config.n_layers));
+        }
+        EXPECT_EQ(a0.n_tokens, 73);
+        EXPECT_EQ(a1.n_tokens, 6);
+        if (policy.kind == PolicyKind::Quest) {
+            EXPECT_LT(batched->last_stats().attended_tokens, (73 + 6) / 2.0);
+        }
 
-    Sequence c;
-    std::vector<Sequence*> twice = {&a0, &a0}, three = {&a0, &a1, &c};
-    EXPECT_THROW(batched->forward_batch(twice, std::vector<int>{1, 2}, two), Error);
-    EXPECT_THROW(batched->forward_batch(three, std::vector<int>{1, 2, 3}, two), Error);  // max_batch 2
-    EXPECT_THROW(batched->forward_batch(pair, std::vector<int>{1}, two), Error);
-    EXPECT_THROW(batched->forward_batch(pair, std::vector<int>{1, 2}, one), Error);  // needs [2][vocab]
-    EXPECT_THROW(batched->forward_batch(pair, std::vector<int>{1, model.config.vocab_size}, two), Error);
-    EXPECT_EQ(a0.n_tokens, 19);
-    EXPECT_EQ(a1.n_tokens, 4);
+        Sequence c;
+        std::vector<Sequence*> pair = {&a1, &a0}, twice = {&a0, &a0}, three = {&a0, &a1, &c};
+        EXPECT_THROW(batched->forward_batch(twice, std::vector<int>{1, 2}, two), Error);
+        EXPECT_THROW(batched->forward_batch(three, std::vector<int>{1, 2, 3}, two), Error);  // max_batch 2
+        EXPECT_THROW(batched->forward_batch(pair, std::vector<int>{1}, two), Error);
+        EXPECT_THROW(batched->forward_batch(pair, std::vector<int>{1, 2}, one), Error);  // needs [2][vocab]
+        EXPECT_THROW(batched->forward_batch(pair, std::vector<int>{1, model.config.vocab_size}, two), Error);
+        EXPECT_EQ(a0.n_tokens, 73);
+        EXPECT_EQ(a1.n_tokens, 6);
+    }
 }
 
 TEST(CpuForward, ContextTooLargeForMemoryNamesTheFlag) {

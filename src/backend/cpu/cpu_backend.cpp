@@ -166,57 +166,83 @@ void CpuBackend::ensure_scratch(int T) {
     grow(sin_, t * (cfg_.head_dim / 2));
 }
 
-// cos/sin of every (token, frequency) of the chunk. The angle is the fp32 product pos * inv_freq, as HF
+// cos/sin of every (row, frequency) of the pass. The angle is the fp32 product pos * inv_freq, as HF
 // computes it, so long positions round the same way.
-void CpuBackend::rope_tables(int pos0, int T) {
+void CpuBackend::rope_tables(std::span<const RowChunk> chunks) {
     const int half = cfg_.head_dim / 2;
-    for (int t = 0; t < T; ++t) {
-        for (int i = 0; i < half; ++i) {
-            const float angle = static_cast<float>(pos0 + t) * rope_.inv_freq[i];
-            cos_[static_cast<size_t>(t) * half + i] =
-                static_cast<float>(std::cos(static_cast<double>(angle))) * rope_.attention_scaling;
-            sin_[static_cast<size_t>(t) * half + i] =
-                static_cast<float>(std::sin(static_cast<double>(angle))) * rope_.attention_scaling;
+    for (const RowChunk& c : chunks) {
+        for (int t = 0; t < c.T; ++t) {
+            const size_t row = static_cast<size_t>(c.row0 + t) * half;
+            for (int i = 0; i < half; ++i) {
+                const float angle = static_cast<float>(c.pos0 + t) * rope_.inv_freq[i];
+                cos_[row + i] =
+                    static_cast<float>(std::cos(static_cast<double>(angle))) * rope_.attention_scaling;
+                sin_[row + i] =
+                    static_cast<float>(std::sin(static_cast<double>(angle))) * rope_.attention_scaling;
+            }
         }
     }
 }
 
-void CpuBackend::attention_block(int layer, const Sequence& seq, int pos0, int T) {
+void CpuBackend::run_layers(std::span<const RowChunk> chunks, int rows) {
+    rope_tables(chunks);
+    layer_attended_.assign(static_cast<size_t>(cfg_.n_layers), 0.0);
+    layer_recall_.assign(static_cast<size_t>(cfg_.n_layers), 1.0);
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+        attention_block(l, chunks, rows);
+        mlp_block(l, rows);
+    }
+}
+
+void CpuBackend::attention_block(int layer, std::span<const RowChunk> chunks, int rows) {
     const LayerWeights& w = model_.weights.layers[layer];
     const SmallWeights& s = layers_[layer];
     const int H = cfg_.hidden_size, D = cfg_.head_dim, Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads;
     const float eps = static_cast<float>(cfg_.rms_norm_eps);
 
-    rmsnorm(x_.data(), T, H, s.attn_norm.data(), eps, xn_.data());
-    matmul(*pool_, xn_.data(), T, w.wq, ptr_or_null(s.bq), q_.data());
-    matmul(*pool_, xn_.data(), T, w.wk, ptr_or_null(s.bk), k_.data());
-    matmul(*pool_, xn_.data(), T, w.wv, ptr_or_null(s.bv), v_.data());
+    rmsnorm(x_.data(), rows, H, s.attn_norm.data(), eps, xn_.data());
+    matmul(*pool_, xn_.data(), rows, w.wq, ptr_or_null(s.bq), q_.data());
+    matmul(*pool_, xn_.data(), rows, w.wk, ptr_or_null(s.bk), k_.data());
+    matmul(*pool_, xn_.data(), rows, w.wv, ptr_or_null(s.bv), v_.data());
     if (cfg_.qk_norm) {  // Qwen3: per-head RMSNorm over head_dim, before RoPE
-        rmsnorm(q_.data(), T * Hq, D, s.q_norm.data(), eps, q_.data());
-        rmsnorm(k_.data(), T * Hkv, D, s.k_norm.data(), eps, k_.data());
+        rmsnorm(q_.data(), rows * Hq, D, s.q_norm.data(), eps, q_.data());
+        rmsnorm(k_.data(), rows * Hkv, D, s.k_norm.data(), eps, k_.data());
     }
-    apply_rope(q_.data(), T, Hq, D, cos_.data(), sin_.data());
-    apply_rope(k_.data(), T, Hkv, D, cos_.data(), sin_.data());
+    apply_rope(q_.data(), rows, Hq, D, cos_.data(), sin_.data());
+    apply_rope(k_.data(), rows, Hkv, D, cos_.data(), sin_.data());
 
-    // The whole chunk's K/V go into the cache first; causality comes from each query's page list.
+    // Each chunk's K/V go into the cache first; causality comes from each query's page list.
     const size_t kv_dim = cfg_.kv_dim();
-    for (int t = 0; t < T; ++t)
-        cache_->append(layer, seq, pos0 + t, k_.data() + t * kv_dim, v_.data() + t * kv_dim);
+    for (const RowChunk& c : chunks) {
+        for (int t = 0; t < c.T; ++t) {
+            const size_t row = static_cast<size_t>(c.row0 + t) * kv_dim;
+            cache_->append(layer, *c.seq, c.pos0 + t, k_.data() + row, v_.data() + row);
+        }
+    }
 
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-    if (T == 1 && policy_.kind != PolicyKind::Full) {
-        sparse_decode_attention(layer, seq, pos0 + 1, scale);
-    } else {
-        causal_attention(layer, seq, pos0, T, scale);
+    RowAttention mean{0, 0};
+    for (const RowChunk& c : chunks) {
+        RowAttention a{static_cast<double>(c.pos0 + 1), 1.0};  // dense: every cached token
+        if (c.T == 1 && policy_.kind != PolicyKind::Full) {
+            a = sparse_decode_attention(layer, c, scale);
+        } else {
+            causal_attention(layer, c, scale);
+        }
+        mean.attended += a.attended / static_cast<double>(chunks.size());
+        mean.recall += a.recall / static_cast<double>(chunks.size());
     }
+    layer_attended_[static_cast<size_t>(layer)] = mean.attended;
+    layer_recall_[static_cast<size_t>(layer)] = mean.recall;
 
-    matmul(*pool_, att_.data(), T, w.wo, nullptr, proj_.data());
-    const size_t n = static_cast<size_t>(T) * H;
+    matmul(*pool_, att_.data(), rows, w.wo, nullptr, proj_.data());
+    const size_t n = static_cast<size_t>(rows) * H;
     for (size_t i = 0; i < n; ++i) x_[i] += proj_[i];
 }
 
-void CpuBackend::causal_attention(int layer, const Sequence& seq, int pos0, int T, float scale) {
+void CpuBackend::causal_attention(int layer, const RowChunk& c, float scale) {
     const int D = cfg_.head_dim, Hkv = cfg_.n_kv_heads, G = cfg_.group_size();
+    const int pos0 = c.pos0, T = c.T;
     // Tasks: (block of kQueryBlock consecutive query tokens, kv head). A block reads each page once for
     // its kQueryBlock x G query rows; full-attention decode (T = 1) is one task per kv head.
     const size_t q_dim = cfg_.q_dim();
@@ -231,19 +257,23 @@ void CpuBackend::causal_attention(int layer, const Sequence& seq, int pos0, int 
             CausalBlock blk;
             blk.layer = layer;
             blk.kv_head = kvh;
-            blk.pages = seq.pages;
+            blk.pages = c.seq->pages;
             blk.first_pos = pos0 + t0;
             blk.n_queries = std::min(kQueryBlock, T - t0);
             blk.stride = q_dim;
             blk.scale = scale;
-            const size_t off = t0 * q_dim + static_cast<size_t>(kvh) * G * D;  // the group's G heads
+            const size_t off =
+                (c.row0 + t0) * q_dim + static_cast<size_t>(kvh) * G * D;  // the group's G heads
             attend_causal(*cache_, blk, q_.data() + off, G, att_.data() + off);
         }
     });
 }
 
-void CpuBackend::sparse_decode_attention(int layer, const Sequence& seq, int n_tokens, float scale) {
+CpuBackend::RowAttention CpuBackend::sparse_decode_attention(int layer, const RowChunk& rc, float scale) {
     const int D = cfg_.head_dim, Hkv = cfg_.n_kv_heads, G = cfg_.group_size();
+    const Sequence& seq = *rc.seq;
+    const int n_tokens = rc.pos0 + 1;
+    const size_t row = static_cast<size_t>(rc.row0) * cfg_.q_dim();  // the chunk's one query row
     const int P = cache_->shape().page_size;
     const size_t n_pages = static_cast<size_t>((n_tokens + P - 1) / P);
     const std::span<const int> table(seq.pages.data(), n_pages);
@@ -259,8 +289,8 @@ void CpuBackend::sparse_decode_attention(int layer, const Sequence& seq, int n_t
                 meta[j] = {m.kmin, m.kmax, m.ksum, *m.count};
                 keys[j] = cache.k(layer, table[j], h);
             }
-            const float* q = q_.data() + kvh * static_cast<size_t>(G) * D;  // [G][D] the group's heads
-            float* out = att_.data() + kvh * static_cast<size_t>(G) * D;    // [G][D]
+            const float* q = q_.data() + row + kvh * static_cast<size_t>(G) * D;  // [G][D] the group's heads
+            float* out = att_.data() + row + kvh * static_cast<size_t>(G) * D;    // [G][D]
             SelectInput in;
             in.q = q;
             in.group_size = G;
@@ -313,11 +343,11 @@ void CpuBackend::sparse_decode_attention(int layer, const Sequence& seq, int n_t
         a_sum += attended[static_cast<size_t>(h)];
         r_sum += recall[static_cast<size_t>(h)];
     }
-    layer_attended_[static_cast<size_t>(layer)] = a_sum / Hkv;
-    layer_recall_[static_cast<size_t>(layer)] = r_sum / Hkv;
+    return {a_sum / Hkv, r_sum / Hkv};
 }
 
-void CpuBackend::mlp_block(int layer, int T) {
+void CpuBackend::mlp_block(int layer, int rows) {
+    const int T = rows;
     const LayerWeights& w = model_.weights.layers[layer];
     const SmallWeights& s = layers_[layer];
     const int H = cfg_.hidden_size;
@@ -350,14 +380,8 @@ void CpuBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode 
     const TensorView& embed = model_.weights.embed;
     for (int t = 0; t < T; ++t)
         convert_to_f32(embed.data, embed.dtype, static_cast<size_t>(tokens[t]) * H, H, x_.data() + t * H);
-    rope_tables(pos0, T);
-    // Dense until the sparse path says otherwise: every cached token, recall 1.
-    layer_attended_.assign(static_cast<size_t>(cfg_.n_layers), static_cast<double>(pos0 + 1));
-    layer_recall_.assign(static_cast<size_t>(cfg_.n_layers), 1.0);
-    for (int l = 0; l < cfg_.n_layers; ++l) {
-        attention_block(l, seq, pos0, T);
-        mlp_block(l, T);
-    }
+    const RowChunk chunk[1] = {{&seq, pos0, 0, T}};
+    run_layers(chunk, T);
     seq.n_tokens = pos0 + T;
 
     const int first = mode == LogitsMode::All ? 0 : T - 1;
@@ -381,25 +405,34 @@ void CpuBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode 
 void CpuBackend::forward_batch(std::span<Sequence* const> seqs, std::span<const int> tokens,
                                std::span<float> logits) {
     check_batch(cfg_, max_batch_, seqs, tokens, logits);
-    const size_t B = seqs.size(), V = static_cast<size_t>(cfg_.vocab_size);
+    const int B = static_cast<int>(seqs.size()), H = cfg_.hidden_size;
     for (const Sequence* s : seqs) {
         if (s->n_tokens + 1 > context_)
             throw Error("KV cache full: {} tokens requested, capacity {} tokens (raise -c)", s->n_tokens + 1,
                         context_);
     }
     for (Sequence* s : seqs) cache_->reserve(*s, s->n_tokens + 1);  // all or nothing advances
-    ForwardStats mean;
-    mean.attended_per_layer.assign(static_cast<size_t>(cfg_.n_layers), 0.0);
-    if (collect_recall_) mean.recall.assign(static_cast<size_t>(cfg_.n_layers), 0.0);
-    for (size_t b = 0; b < B; ++b) {
-        forward(*seqs[b], tokens.subspan(b, 1), LogitsMode::Last, logits.subspan(b * V, V));
-        mean.attended_tokens += stats_.attended_tokens / static_cast<double>(B);
-        for (size_t l = 0; l < mean.attended_per_layer.size(); ++l) {
-            mean.attended_per_layer[l] += stats_.attended_per_layer[l] / static_cast<double>(B);
-            if (collect_recall_) mean.recall[l] += stats_.recall[l] / static_cast<double>(B);
-        }
+    ensure_scratch(B);
+
+    const TensorView& embed = model_.weights.embed;
+    std::vector<RowChunk> chunks(static_cast<size_t>(B));
+    for (int b = 0; b < B; ++b) {
+        chunks[static_cast<size_t>(b)] = {seqs[static_cast<size_t>(b)],
+                                          seqs[static_cast<size_t>(b)]->n_tokens, b, 1};
+        convert_to_f32(embed.data, embed.dtype, static_cast<size_t>(tokens[static_cast<size_t>(b)]) * H, H,
+                       x_.data() + static_cast<size_t>(b) * H);
     }
-    stats_ = mean;
+    run_layers(chunks, B);
+    for (Sequence* s : seqs) ++s->n_tokens;
+
+    rmsnorm(x_.data(), B, H, final_norm_.data(), static_cast<float>(cfg_.rms_norm_eps), xn_.data());
+    matmul(*pool_, xn_.data(), B, model_.weights.lm_head, nullptr, logits.data());
+    double sum = 0;
+    for (double a : layer_attended_) sum += a;
+    stats_.attended_tokens = sum / cfg_.n_layers;
+    stats_.attended_per_layer = layer_attended_;
+    stats_.recall.clear();
+    if (collect_recall_) stats_.recall = layer_recall_;
 }
 
 }  // namespace dsa

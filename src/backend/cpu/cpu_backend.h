@@ -23,7 +23,9 @@ public:
     int context_capacity() const override { return context_; }
     void forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,
                  std::span<float> logits) override;
-    // The B sequences one after another (the reference: each step as forward() runs it alone).
+    // The B sequences' tokens as the B rows of one pass: every matmul reads its weights once for all of
+    // them, attention runs per sequence. Each row's logits are those forward() gives that sequence alone,
+    // bit for bit (rows never mix in a matmul).
     void forward_batch(std::span<Sequence* const> seqs, std::span<const int> tokens,
                        std::span<float> logits) override;
     void release(Sequence& seq) override { cache_->release(seq); }
@@ -42,15 +44,28 @@ private:
         std::vector<float> q_norm, k_norm;       // [head_dim]; empty without qk norm
     };
 
-    void ensure_scratch(int T);
-    void rope_tables(int pos0, int T);
-    void attention_block(int layer, const Sequence& seq, int pos0, int T);
-    // Dense causal attention of the chunk's T query tokens (prefill, and full-attention decode).
-    void causal_attention(int layer, const Sequence& seq, int pos0, int T, float scale);
-    // Decode attention of one token under the sparse policy: select per KV head, attend the selection,
-    // record the layer's attended tokens and recall. n_tokens: cached tokens, the new one included.
-    void sparse_decode_attention(int layer, const Sequence& seq, int n_tokens, float scale);
-    void mlp_block(int layer, int T);
+    // Rows [row0, row0 + T) of a pass: T consecutive tokens of one sequence from position pos0. A prefill
+    // chunk is one of them; a batched decode step is B of them with T = 1.
+    struct RowChunk {
+        const Sequence* seq = nullptr;
+        int pos0 = 0, row0 = 0, T = 0;
+    };
+    // A layer's attended tokens and recall (means over KV heads) for one decode row.
+    struct RowAttention {
+        double attended = 0, recall = 1;
+    };
+
+    void ensure_scratch(int rows);
+    void rope_tables(std::span<const RowChunk> chunks);
+    // The layers over every row; layer_attended_ / layer_recall_ get the means over the chunks' decode rows.
+    void run_layers(std::span<const RowChunk> chunks, int rows);
+    void attention_block(int layer, std::span<const RowChunk> chunks, int rows);
+    // Dense causal attention of a chunk's T query tokens (prefill, and full-attention decode).
+    void causal_attention(int layer, const RowChunk& c, float scale);
+    // Decode attention of a chunk's one token under the sparse policy: select per KV head, attend the
+    // selection.
+    RowAttention sparse_decode_attention(int layer, const RowChunk& c, float scale);
+    void mlp_block(int layer, int rows);
 
     const Model& model_;
     const ModelConfig& cfg_;
@@ -68,7 +83,7 @@ private:
     std::vector<double> layer_attended_;  // [n_layers] tokens attended per query head this step
     std::vector<double> layer_recall_;    // [n_layers] attention recall this step, mean over query heads
 
-    // Scratch for the largest chunk seen so far (grown on demand, never per token in decode).
+    // Scratch for the most rows seen so far (grown on demand, never per token in decode).
     int max_T_ = 0;
     std::vector<float> x_;          // [T][hidden] residual stream
     std::vector<float> xn_;         // [T][hidden] normed input of a block

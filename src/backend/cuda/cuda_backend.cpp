@@ -1,12 +1,14 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -201,11 +203,15 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
     if (static_cast<size_t>(shape.num_pages) * per_page > usable) {
         const size_t fit = usable / per_page / static_cast<size_t>(max_batch);  // pages per sequence
         if (opts.context > 0 || fit == 0) {
+            const std::string what = max_batch > 1
+                                         ? fmt::format("{} sequences x {} tokens", max_batch, context)
+                                         : fmt::format("{} tokens", context);
             throw Error(
-                "out of device memory: a KV cache of {} x {} tokens needs {:.2f} GiB, {:.2f} GiB free after "
-                "the {:.2f} GiB of weights; lower -c",
-                max_batch, context, gib(static_cast<size_t>(shape.num_pages) * per_page), gib(usable),
-                gib(weights->bytes()));
+                "out of device memory: a KV cache of {} needs {:.2f} GiB, {:.2f} GiB free after the {:.2f} "
+                "GiB "
+                "of weights; lower -c{}",
+                what, gib(static_cast<size_t>(shape.num_pages) * per_page), gib(usable),
+                gib(weights->bytes()), max_batch > 1 ? " or the batch" : "");
         }
         spdlog::warn("KV cache capped at {} tokens by free device memory ({:.2f} GiB; the model allows {})",
                      fit * opts.page_size, gib(usable), context);
