@@ -81,11 +81,7 @@ BenchResult gen_test(BenchSession& s, const PolicyRun& run, Backend& backend, co
         const double t0 = now_ms();
         for (int i = 0; i < steps; ++i) {
             for (size_t b = 0; b < B; ++b) tokens[b] = caches[b]->ids()[static_cast<size_t>(depth + i)];
-            if (batch == 1) {
-                backend.forward(*seqs[0], tokens, LogitsMode::Last, std::span<float>(logits));
-            } else {
-                backend.forward_batch(seqs, tokens, logits);
-            }
+            backend.forward_batch(seqs, tokens, logits);
             attended[static_cast<size_t>(i)] = backend.last_stats().attended_tokens;
         }
         const double ms = now_ms() - t0;

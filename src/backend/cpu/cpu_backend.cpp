@@ -360,79 +360,87 @@ void CpuBackend::mlp_block(int layer, int rows) {
     for (size_t i = 0; i < n; ++i) x_[i] += proj_[i];
 }
 
+void CpuBackend::check_room(const Sequence& seq, int T) const {
+    if (seq.n_tokens + T > context_)
+        throw Error("KV cache full: {} tokens requested, capacity {} tokens (raise -c)", seq.n_tokens + T,
+                    context_);
+}
+
+// x_ row r = the embedding of tokens[r] (ids already checked).
+void CpuBackend::embed_rows(std::span<const int> tokens) {
+    const TensorView& embed = model_.weights.embed;
+    const size_t H = static_cast<size_t>(cfg_.hidden_size);
+    for (size_t r = 0; r < tokens.size(); ++r)
+        convert_to_f32(embed.data, embed.dtype, static_cast<size_t>(tokens[r]) * H, H, x_.data() + r * H);
+}
+
+// out [rows][vocab]: the logits of residual rows [first, first + rows).
+void CpuBackend::lm_head(int first, int rows, float* out) {
+    const int H = cfg_.hidden_size;
+    rmsnorm(x_.data() + static_cast<size_t>(first) * H, rows, H, final_norm_.data(),
+            static_cast<float>(cfg_.rms_norm_eps), xn_.data());
+    matmul(*pool_, xn_.data(), rows, model_.weights.lm_head, nullptr, out);
+}
+
+// stats_ of a decode step from the per-layer means run_layers left.
+void CpuBackend::set_decode_stats() {
+    double sum = 0;
+    for (double a : layer_attended_) sum += a;
+    stats_.attended_tokens = sum / cfg_.n_layers;
+    stats_.attended_per_layer = layer_attended_;
+    stats_.recall.clear();
+    if (collect_recall_) stats_.recall = layer_recall_;
+}
+
 void CpuBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,
                          std::span<float> logits) {
     const int T = static_cast<int>(tokens.size());
     const int V = cfg_.vocab_size;
-    const int H = cfg_.hidden_size;
     if (T == 0) throw Error("forward: a chunk needs at least one token");
     const size_t want = mode == LogitsMode::All ? static_cast<size_t>(T) * V : static_cast<size_t>(V);
     if (logits.size() != want)
         throw Error("forward: logits buffer holds {} floats, expected {}", logits.size(), want);
     for (int tok : tokens)
         if (tok < 0 || tok >= V) throw Error("token id {} is outside the vocabulary [0, {})", tok, V);
+    check_room(seq, T);
     const int pos0 = seq.n_tokens;
-    if (pos0 + T > context_)
-        throw Error("KV cache full: {} tokens requested, capacity {} tokens (raise -c)", pos0 + T, context_);
     cache_->reserve(seq, pos0 + T);
     ensure_scratch(T);
 
-    const TensorView& embed = model_.weights.embed;
-    for (int t = 0; t < T; ++t)
-        convert_to_f32(embed.data, embed.dtype, static_cast<size_t>(tokens[t]) * H, H, x_.data() + t * H);
+    embed_rows(tokens);
     const RowChunk chunk[1] = {{&seq, pos0, 0, T}};
     run_layers(chunk, T);
     seq.n_tokens = pos0 + T;
 
     const int first = mode == LogitsMode::All ? 0 : T - 1;
-    const int rows = T - first;
-    rmsnorm(x_.data() + static_cast<size_t>(first) * H, rows, H, final_norm_.data(),
-            static_cast<float>(cfg_.rms_norm_eps), xn_.data());
-    matmul(*pool_, xn_.data(), rows, model_.weights.lm_head, nullptr, logits.data());
-    stats_.recall.clear();
-    stats_.attended_per_layer.clear();
-    if (T > 1) {
-        stats_.attended_tokens = pos0 + (T + 1) / 2.0;  // mean of pos + 1 over the chunk (dense prefill)
+    lm_head(first, T - first, logits.data());
+    if (T == 1) {
+        set_decode_stats();
         return;
     }
-    double sum = 0;
-    for (double a : layer_attended_) sum += a;
-    stats_.attended_tokens = sum / cfg_.n_layers;
-    stats_.attended_per_layer = layer_attended_;
-    if (collect_recall_) stats_.recall = layer_recall_;
+    stats_.recall.clear();
+    stats_.attended_per_layer.clear();
+    stats_.attended_tokens = pos0 + (T + 1) / 2.0;  // mean of pos + 1 over the chunk (dense prefill)
 }
 
 void CpuBackend::forward_batch(std::span<Sequence* const> seqs, std::span<const int> tokens,
                                std::span<float> logits) {
     check_batch(cfg_, max_batch_, seqs, tokens, logits);
-    const int B = static_cast<int>(seqs.size()), H = cfg_.hidden_size;
-    for (const Sequence* s : seqs) {
-        if (s->n_tokens + 1 > context_)
-            throw Error("KV cache full: {} tokens requested, capacity {} tokens (raise -c)", s->n_tokens + 1,
-                        context_);
-    }
+    const int B = static_cast<int>(seqs.size());
+    for (const Sequence* s : seqs) check_room(*s, 1);
     for (Sequence* s : seqs) cache_->reserve(*s, s->n_tokens + 1);  // all or nothing advances
     ensure_scratch(B);
 
-    const TensorView& embed = model_.weights.embed;
-    std::vector<RowChunk> chunks(static_cast<size_t>(B));
+    embed_rows(tokens);
+    batch_chunks_.resize(static_cast<size_t>(B));  // capacity kept: no allocation after the first step
     for (int b = 0; b < B; ++b) {
-        chunks[static_cast<size_t>(b)] = {seqs[static_cast<size_t>(b)],
-                                          seqs[static_cast<size_t>(b)]->n_tokens, b, 1};
-        convert_to_f32(embed.data, embed.dtype, static_cast<size_t>(tokens[static_cast<size_t>(b)]) * H, H,
-                       x_.data() + static_cast<size_t>(b) * H);
+        Sequence* s = seqs[static_cast<size_t>(b)];
+        batch_chunks_[static_cast<size_t>(b)] = {s, s->n_tokens, b, 1};
     }
-    run_layers(chunks, B);
+    run_layers(batch_chunks_, B);
     for (Sequence* s : seqs) ++s->n_tokens;
-
-    rmsnorm(x_.data(), B, H, final_norm_.data(), static_cast<float>(cfg_.rms_norm_eps), xn_.data());
-    matmul(*pool_, xn_.data(), B, model_.weights.lm_head, nullptr, logits.data());
-    double sum = 0;
-    for (double a : layer_attended_) sum += a;
-    stats_.attended_tokens = sum / cfg_.n_layers;
-    stats_.attended_per_layer = layer_attended_;
-    stats_.recall.clear();
-    if (collect_recall_) stats_.recall = layer_recall_;
+    lm_head(0, B, logits.data());
+    set_decode_stats();
 }
 
 }  // namespace dsa

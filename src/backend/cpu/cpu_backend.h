@@ -55,7 +55,11 @@ private:
         double attended = 0, recall = 1;
     };
 
+    void check_room(const Sequence& seq, int T) const;  // seq can take T more tokens (-c)
     void ensure_scratch(int rows);
+    void embed_rows(std::span<const int> tokens);
+    void lm_head(int first, int rows, float* out);
+    void set_decode_stats();
     void rope_tables(std::span<const RowChunk> chunks);
     // The layers over every row; layer_attended_ / layer_recall_ get the means over the chunks' decode rows.
     void run_layers(std::span<const RowChunk> chunks, int rows);
@@ -85,13 +89,14 @@ private:
 
     // Scratch for the most rows seen so far (grown on demand, never per token in decode).
     int max_T_ = 0;
-    std::vector<float> x_;          // [T][hidden] residual stream
-    std::vector<float> xn_;         // [T][hidden] normed input of a block
-    std::vector<float> q_, att_;    // [T][q_dim]
-    std::vector<float> k_, v_;      // [T][kv_dim]
-    std::vector<float> proj_;       // [T][hidden] output projection of a block
-    std::vector<float> gate_, up_;  // [T][intermediate]
-    std::vector<float> cos_, sin_;  // [T][head_dim / 2]
+    std::vector<float> x_;                // [T][hidden] residual stream
+    std::vector<float> xn_;               // [T][hidden] normed input of a block
+    std::vector<float> q_, att_;          // [T][q_dim]
+    std::vector<float> k_, v_;            // [T][kv_dim]
+    std::vector<float> proj_;             // [T][hidden] output projection of a block
+    std::vector<float> gate_, up_;        // [T][intermediate]
+    std::vector<float> cos_, sin_;        // [T][head_dim / 2]
+    std::vector<RowChunk> batch_chunks_;  // [B] the rows of a forward_batch() step
 };
 
 }  // namespace dsa

@@ -131,7 +131,9 @@ struct CudaBackend::Impl {
     void decode(int n_seq);
     cudaGraphExec_t capture(const std::function<void()>& body);
     void copy_decode_stats(int n_seq);
-    void read_decode_stats(std::span<const int> n_tokens);
+    void read_decode_stats(int n_seq, double mean_tokens);
+    void enqueue_decode(std::span<Sequence* const> seqs, std::span<const int> tokens);
+    void finish_decode(std::span<Sequence* const> seqs);
     void prefill(int start, std::span<const int> tokens, LogitsMode mode, std::span<float> logits);
     int32_t* step_ptr(int i) const { return step.as<int32_t>() + i; }
     int groups_per_seq() const {
@@ -207,9 +209,8 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
                                          ? fmt::format("{} sequences x {} tokens", max_batch, context)
                                          : fmt::format("{} tokens", context);
             throw Error(
-                "out of device memory: a KV cache of {} needs {:.2f} GiB, {:.2f} GiB free after the {:.2f} "
-                "GiB "
-                "of weights; lower -c{}",
+                "out of device memory: a KV cache of {} needs {:.2f} GiB, {:.2f} GiB free after the "
+                "{:.2f} GiB of weights; lower -c{}",
                 what, gib(static_cast<size_t>(shape.num_pages) * per_page), gib(usable),
                 gib(weights->bytes()), max_batch > 1 ? " or the batch" : "");
         }
@@ -297,7 +298,7 @@ void CudaBackend::Impl::sync_block_table(int row, const Sequence& seq) {
     shadow.assign(seq.pages.begin(), seq.pages.end());
 }
 
-// A prefill chunk (or a lone decode step) of one sequence, in row 0.
+// A prefill chunk of one sequence, in row 0.
 void CudaBackend::Impl::upload_step(int start, std::span<const int> tokens) {
     const int T = static_cast<int>(tokens.size());
     int32_t* h = step_host.as<int32_t>();
@@ -463,16 +464,13 @@ void CudaBackend::Impl::copy_decode_stats(int n_seq) {
                                  static_cast<size_t>(cfg.n_layers), cudaMemcpyDeviceToHost, stream));
 }
 
-// After a decode step of sequences holding n_tokens[b] cached tokens, its copy_decode_stats() and a stream
-// sync: the tokens attended per layer, mean over the sequences and their lists.
-void CudaBackend::Impl::read_decode_stats(std::span<const int> n_tokens) {
-    const size_t B = n_tokens.size();
-    double mean_len = 0;
-    for (const int n : n_tokens) mean_len += static_cast<double>(n) / static_cast<double>(B);
-    stats.attended_per_layer.assign(static_cast<size_t>(cfg.n_layers), mean_len);
+// After a decode step of n_seq sequences holding mean_tokens cached tokens on average, its
+// copy_decode_stats() and a stream sync: the tokens attended per layer, mean over the sequences and lists.
+void CudaBackend::Impl::read_decode_stats(int n_seq, double mean_tokens) {
+    stats.attended_per_layer.assign(static_cast<size_t>(cfg.n_layers), mean_tokens);
     stats.recall.clear();
     if (selection) {
-        const size_t lists = B * static_cast<size_t>(selection->n_lists());
+        const size_t lists = static_cast<size_t>(n_seq) * selection->n_lists();
         const int32_t* a = attended_host.as<int32_t>();
         for (int l = 0; l < cfg.n_layers; ++l) {
             if (!selection->sparse_layer(l)) continue;
@@ -518,6 +516,27 @@ void CudaBackend::Impl::decode(int n_seq) {
     // capture), then the same launches are captured once for every later step.
     decode_body(n_seq);
     graphs[n_seq] = capture([this, n_seq] { decode_body(n_seq); });
+}
+
+// A decode step of seqs (one token each, row b = seqs[b]) up to its result: room and pages (all or nothing),
+// block tables, step inputs, the step's graph and the copy of the tokens attended. The caller copies the
+// result it wants, syncs the stream, then calls finish_decode.
+void CudaBackend::Impl::enqueue_decode(std::span<Sequence* const> seqs, std::span<const int> tokens) {
+    for (const Sequence* s : seqs) check_room(*s, 1);
+    for (Sequence* s : seqs) kv->reserve(*s, s->n_tokens + 1);
+    const int B = static_cast<int>(seqs.size());
+    for (int b = 0; b < B; ++b) sync_block_table(b, *seqs[static_cast<size_t>(b)]);
+    upload_batch(seqs, tokens);
+    decode(B);
+    copy_decode_stats(B);
+}
+
+// After the stream sync: the sequences advance by their token, and the step's stats are read.
+void CudaBackend::Impl::finish_decode(std::span<Sequence* const> seqs) {
+    double mean_tokens = 0;
+    for (Sequence* s : seqs)
+        mean_tokens += static_cast<double>(++s->n_tokens) / static_cast<double>(seqs.size());
+    read_decode_stats(static_cast<int>(seqs.size()), mean_tokens);
 }
 
 // The launches of `body` on the stream as an instantiated graph (nothing runs).
@@ -586,23 +605,21 @@ void CudaBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode
     if (logits.size() < need)
         throw Error("forward: the logits buffer holds {} floats, {} needed", logits.size(), need);
     m.check_tokens(tokens);
+    if (T == 1) {
+        Sequence* one[1] = {&seq};
+        m.enqueue_decode(one, tokens);
+        CUDA_CHECK(cudaMemcpyAsync(logits.data(), m.logits.get(), V * 4, cudaMemcpyDeviceToHost, m.stream));
+        CUDA_CHECK(cudaStreamSynchronize(m.stream));
+        m.finish_decode(one);
+        return;
+    }
     m.check_room(seq, T);
     const int start = seq.n_tokens;
     m.kv->reserve(seq, start + T);
     m.sync_block_table(0, seq);
-    if (T == 1) {
-        m.upload_step(start, tokens);
-        m.decode(1);
-        m.copy_decode_stats(1);
-        CUDA_CHECK(cudaMemcpyAsync(logits.data(), m.logits.get(), V * 4, cudaMemcpyDeviceToHost, m.stream));
-        CUDA_CHECK(cudaStreamSynchronize(m.stream));
-        const int n[1] = {start + 1};
-        m.read_decode_stats(n);
-    } else {
-        m.prefill(start, tokens, mode, logits);
-        m.stats = ForwardStats{};
-        m.stats.attended_tokens = start + (T + 1) / 2.0;  // mean of pos + 1 over the chunk (dense prefill)
-    }
+    m.prefill(start, tokens, mode, logits);
+    m.stats = ForwardStats{};
+    m.stats.attended_tokens = start + (T + 1) / 2.0;  // mean of pos + 1 over the chunk (dense prefill)
     seq.n_tokens = start + T;
 }
 
@@ -610,39 +627,23 @@ void CudaBackend::forward_batch(std::span<Sequence* const> seqs, std::span<const
                                 std::span<float> logits) {
     Impl& m = *impl_;
     check_batch(m.cfg, m.max_batch, seqs, tokens, logits);
-    for (const Sequence* s : seqs) m.check_room(*s, 1);
-    for (Sequence* s : seqs) m.kv->reserve(*s, s->n_tokens + 1);  // all or nothing advances
-    const int B = static_cast<int>(seqs.size());
-    for (int b = 0; b < B; ++b) m.sync_block_table(b, *seqs[static_cast<size_t>(b)]);
-    m.upload_batch(seqs, tokens);
-    m.decode(B);
-    m.copy_decode_stats(B);
-    const size_t V = static_cast<size_t>(m.cfg.vocab_size);
-    CUDA_CHECK(cudaMemcpyAsync(logits.data(), m.logits.get(), static_cast<size_t>(B) * V * 4,
+    m.enqueue_decode(seqs, tokens);
+    CUDA_CHECK(cudaMemcpyAsync(logits.data(), m.logits.get(), seqs.size() * m.cfg.vocab_size * 4,
                                cudaMemcpyDeviceToHost, m.stream));
     CUDA_CHECK(cudaStreamSynchronize(m.stream));
-    std::vector<int> n_tokens;
-    for (Sequence* s : seqs) n_tokens.push_back(++s->n_tokens);
-    m.read_decode_stats(n_tokens);
+    m.finish_decode(seqs);
 }
 
 int CudaBackend::forward_greedy(Sequence& seq, int token) {
     Impl& m = *impl_;
     const int tok[1] = {token};
     m.check_tokens(tok);
-    m.check_room(seq, 1);
-    const int start = seq.n_tokens;
-    m.kv->reserve(seq, start + 1);
-    m.sync_block_table(0, seq);
-    m.upload_step(start, tok);
-    m.decode(1);
-    m.copy_decode_stats(1);
+    Sequence* one[1] = {&seq};
+    m.enqueue_decode(one, tok);
     CUDA_CHECK(cudaMemcpyAsync(m.next_token_host.as<int32_t>(), m.next_token.get(), 4, cudaMemcpyDeviceToHost,
                                m.stream));
     CUDA_CHECK(cudaStreamSynchronize(m.stream));
-    const int n[1] = {start + 1};
-    m.read_decode_stats(n);
-    seq.n_tokens = start + 1;
+    m.finish_decode(one);
     return *m.next_token_host.as<int32_t>();
 }
 
@@ -687,8 +688,7 @@ AttentionTiming CudaBackend::time_decode_attention(const Sequence& seq, int reps
     CUDA_CHECK(cudaGraphExecDestroy(ge));
     m.copy_decode_stats(1);
     CUDA_CHECK(cudaStreamSynchronize(m.stream));
-    const int n[1] = {seq.n_tokens};
-    m.read_decode_stats(n);
+    m.read_decode_stats(1, seq.n_tokens);
     t.attended_tokens = m.stats.attended_tokens;
     return t;
 }
