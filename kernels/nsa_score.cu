@@ -4,7 +4,7 @@
 //
 // Memory: one [D] fp32 row of key sums and a count per (page, KV head), 4 D + 4 bytes (516 B at D = 128),
 // against 2 P D bytes of K/V (32 KB at NSA's P = 64): 1.6% of full attention's bytes. A lane reads 4 sums
-// (16 bytes); LP = D / 4 lanes per page (a whole warp at D = 128), kBatch pages in flight per lane group.
+// (16 bytes); LP = D / 4 lanes per page (a whole warp at D = 128).
 #include "kernels/head_dim_dispatch.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/page_scores.cuh"
@@ -16,58 +16,63 @@ namespace {
 using namespace scores;
 
 constexpr int kPagesPerCta = kChunkPages;
-constexpr int kBatch = 4;
 
+// One round of loads covers the CTA's 64 pages (kBatch per lane group: 16 at D = 128, 33 KB in flight per
+// CTA), and the page ids are requested before the queries are staged: two dependent memory round trips per
+// CTA (page ids, then sums and counts). The loop of 4 pages per round before took 8.
 template <int D>
 __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScoreParams p) {
     pdl_begin();
     constexpr int LP = lanes_per_item(D, 4), kPerWarp = 32 / LP;
+    constexpr int kBatch = kPagesPerCta / (kWarps * kPerWarp);
+    static_assert(kBatch >= 1 && kBatch * kWarps * kPerWarp == kPagesPerCta);
     __shared__ __align__(16) float sq[kMaxGroup * D];
     __shared__ float
         sc[kMaxGroup * kPagesPerCta];  // [G][items]: the chunk's scores, for the softmax partials
     const Chunk c = chunk_of(p, kPagesPerCta, false);
     if (c.first >= c.end) return;
-    load_queries<D>(p, c, sq);
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int sub = lane % LP, d0 = sub * 4;
     const bool has_dims = d0 < D;
     const int32_t* table = p.block_tables + c.s * p.table_stride;
-    constexpr int kStep = kWarps * kPerWarp * kBatch;
-    // The loop bounds are warp-uniform (the reductions shuffle over the whole warp); base is the lane
-    // group's.
-    for (int wbase = c.first + warp * kPerWarp * kBatch; wbase < c.end; wbase += kStep) {
-        const int base = wbase + lane / LP;
-        float4 sum[kBatch];
-        int cnt[kBatch];
+    const int base = c.first + warp * kPerWarp * kBatch + lane / LP;  // the lane group's first page
+    int page[kBatch];
 #pragma unroll
-        for (int b = 0; b < kBatch; ++b) {
-            const int j = base + b * kPerWarp;
-            sum[b] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            cnt[b] = 1;
-            if (j < c.end) {
-                const size_t mi = static_cast<size_t>(table[j]) * p.n_kv_heads + c.kvh;
-                cnt[b] = p.count[mi];
-                if (has_dims) sum[b] = *reinterpret_cast<const float4*>(p.ksum + mi * D + d0);
-            }
+    for (int b = 0; b < kBatch; ++b) {
+        const int j = base + b * kPerWarp;
+        page[b] = j < c.end ? table[j] : -1;
+    }
+    load_queries<D>(p, c, sq);
+
+    float4 sum[kBatch];
+    int cnt[kBatch];
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+        sum[b] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        cnt[b] = 1;
+        if (page[b] >= 0) {
+            const size_t mi = static_cast<size_t>(page[b]) * p.n_kv_heads + c.kvh;
+            cnt[b] = p.count[mi];
+            if (has_dims) sum[b] = *reinterpret_cast<const float4*>(p.ksum + mi * D + d0);
         }
+    }
 #pragma unroll
-        for (int b = 0; b < kBatch; ++b) {
-            const int j = base + b * kPerWarp;
-            const float inv = 1.0f / static_cast<float>(cnt[b]);  // as the CPU: q_i * (ksum_i * (1 / count))
-            const float k[4] = {sum[b].x * inv, sum[b].y * inv, sum[b].z * inv, sum[b].w * inv};
-            for (int h = 0; h < c.G; ++h) {
-                float acc = 0.0f;
-                if (has_dims) {
-                    const float* q = sq + h * D + d0;
+    for (int b = 0; b < kBatch; ++b) {
+        const int j = base + b * kPerWarp;
+        const float inv = 1.0f / static_cast<float>(cnt[b]);  // as the CPU: q_i * (ksum_i * (1 / count))
+        const float k[4] = {sum[b].x * inv, sum[b].y * inv, sum[b].z * inv, sum[b].w * inv};
+        for (int h = 0; h < c.G; ++h) {
+            float acc = 0.0f;
+            if (has_dims) {
+                const float* q = sq + h * D + d0;
 #pragma unroll
-                    for (int i = 0; i < 4; ++i) acc += q[i] * k[i];
-                }
-                acc = group_sum<LP>(acc);
-                if (sub == 0 && j < c.end) {
-                    score_row(p, c, h)[j] = acc;
-                    sc[h * kPagesPerCta + j - c.first] = acc;
-                }
+                for (int i = 0; i < 4; ++i) acc += q[i] * k[i];
+            }
+            acc = group_sum<LP>(acc);
+            if (sub == 0 && j < c.end) {
+                score_row(p, c, h)[j] = acc;
+                sc[h * kPagesPerCta + j - c.first] = acc;
             }
         }
     }

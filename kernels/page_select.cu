@@ -1,31 +1,32 @@
-// Top-k selection and page-list construction on the device (page_select.h), in two kernels.
+// Top-k selection and page-list construction on the device (page_select.h): one kernel, one CTA of 1024
+// threads per list.
 //
-// Keys: the reduced scores mapped to ordered uint32 keys (larger key = better; NaN as -inf, -0 as +0, forced
-// items 0 so they never compete). page_keys_kernel spreads them over many CTAs (kKeyItems items each): it
-// writes every key to the `keys` scratch and counts the eligible keys per 12-bit bin (key >> 20) into the
-// list's histogram, with warp-aggregated atomics (scores of one magnitude share their top bits).
+// Keys: the group-reduced scores mapped to ordered uint32 keys (larger key = better; NaN as -inf, -0 as +0;
+// forced items 0, so they never compete: every real score maps to a key >= 0x007fffff). Thread t holds items
+// t, t + 1024, ...: the first kRegRounds of them in registers (8192 items per list, a 128K context at P =
+// 16), any beyond in the `keys` scratch (L2).
 //
-// Top-k (page_select_kernel, one CTA per list): the histogram gives the bin of the k-th largest key; only
-// that bin's keys (candidates: a small fraction of the 8K when the scores spread over several binades) go
-// on, into shared memory, through 8-bit radix passes over the 20 lower bits, each a shared-memory histogram
-// of the candidates still matching the digits chosen so far, to the k-th largest key T. Keys above T are
-// taken, and of those equal to T the lowest indices, which is the CPU's total order (attention/top_k.cpp)
-// exactly. A bin holding exactly the keys still needed ends the search early; the ordered scan for ties
-// runs only when keys equal to T are left over.
+// Threshold: the k-th largest key T, found one bit at a time from the top. T starts as the bits every
+// eligible key shares (a block AND and OR); for each lower bit b, T | 1 << b is kept when at least k keys are
+// >= it. A step is one count over the block: compares on the thread's keys, a warp reduction, one barrier.
+// When exactly k keys are >= the candidate the search stops there: those k are the selection and no key
+// straddles it. Otherwise T is exact after bit 0: the keys above T are taken, and of the keys equal to T the
+// lowest indices, which is the CPU's total order (attention/top_k.cpp) exactly.
 //
-// Why two kernels: one 1024-thread CTA computing the keys and running four radix passes over all of them
-// issued about 4.3K instructions per warp at 128K context (57 us, ncu: 1.3 IPC, short-scoreboard stalls on
-// the shared-memory histogram), serial work on 8 SMs. Split (ncu, same case): page_keys 8.1 us on 128 CTAs,
-// page_select 24.5 us, then mostly the mark pass and the page-run scan, still one CTA per list.
+// Why a bitwise search: a step costs a barrier and a few instructions per thread (~0.1 us), and real scores
+// end it after about log2(n) steps below their common bits (8192 keys: ~13). The radix version before it
+// (a key kernel on 16 CTAs per list building a 12-bit histogram, then 8-bit histogram passes over the
+// threshold bin's candidates in one CTA) took 8.1 + 24.5 us per layer at 128K (ncu): its shared-memory
+// histogram updates serialise when keys share their top bits, which group-summed Quest bounds do, and its
+// keys made a round trip through L2 between the two kernels.
 //
 // Lists: whole-page policies (quest, nsa without a window) emit one entry per attended page straight from
-// the bit words (one thread per 32 pages, a scan of their popcounts); sink and window token ranges take
-// the general per-page run walk.
+// the bit words: a scan of their popcounts, then each thread writes its own pages' entries (their block-table
+// ids loaded during the marks); sink and window token ranges take the general per-page run walk.
 //
 // Cost (Llama-3.1-8B shape, 128K context, P = 16): 8191 pages and 4 query heads per list: the 128 KB of
 // per-head scores are read once, coalesced, from L2 (the softmax normalisers come from the score kernel's
-// per-chunk partials); the 32 KB of keys are written once and read twice from L2; the list it writes is at
-// most 64 KB.
+// per-chunk partials); the list it writes is at most 64 KB.
 #include <algorithm>
 #include <string>
 
@@ -38,15 +39,10 @@ namespace dsa::cuda {
 
 namespace {
 
-constexpr int kThreads = 1024;  // page_select_kernel
+constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
-constexpr int kKeyThreads = 256;                     // page_keys_kernel
-constexpr int kKeyRounds = 2;                        // items per thread, their score loads in flight together
-constexpr int kKeyItems = kKeyThreads * kKeyRounds;  // items per page_keys CTA
-constexpr int kMaxListHeads = 16;                    // query heads reduced into one list (G)
-constexpr int kBinShift = 20;                        // histogram bin of a key: its top 12 bits
-constexpr int kMaxSmemCands = 8192;                  // candidates kept in shared memory (32 KB)
-static_assert(kPageSelectBins == 1 << (32 - kBinShift) && kPageSelectBins == 4 * kThreads);
+constexpr int kRegRounds = 8;      // items per thread whose keys stay in registers
+constexpr int kMaxListHeads = 16;  // query heads reduced into one list (G)
 
 // What one list of one step selects: forced items [0, a) and [b, n_items); k picked among the others when
 // `rank` (fewer than all of them), all of them when k covers them.
@@ -104,104 +100,57 @@ __device__ int block_exclusive_scan(int v, int* total, int* s_warp) {
     return before + x - v;
 }
 
-// Bins with 32 lanes: lanes holding the same bin add once, the lowest of them (warp-aggregated atomics).
-__device__ __forceinline__ void count_bin(uint32_t* hist, bool valid, int bin) {
-    const int lane = threadIdx.x % 32;
-    const unsigned same = __match_any_sync(0xffffffffu, valid ? bin : -1 - lane);
-    if (valid && lane == __ffs(same) - 1) atomicAdd(&hist[bin], __popc(same));
+// Sum of v over the block, for every thread, behind one barrier: the warps' sums go to the half of s_part
+// that *parity names, flipped per call, so a call cannot overwrite sums a slower warp still reads from the
+// call before (it passed that call's barrier after reading).
+__device__ __forceinline__ int block_count(int v, int (*s_part)[kWarps], int* parity) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    v = __reduce_add_sync(0xffffffffu, v);
+    if (lane == 0) s_part[*parity][warp] = v;
+    __syncthreads();
+    const int total = __reduce_add_sync(0xffffffffu, s_part[*parity][lane]);
+    *parity ^= 1;
+    return total;
 }
 
-// Grid (kKeyItems-item chunks, n_lists, n_seq), kKeyThreads threads. keys[i] for the chunk's items and the
-// eligible keys' bins added to the list's histogram (global, zero on entry).
-__global__ void __launch_bounds__(kKeyThreads) page_keys_kernel(const PageSelectParams p) {
-    pdl_begin();
-    __shared__ uint32_t s_hist[kPageSelectBins];
-    __shared__ float s_max[kMaxListHeads], s_sum[kMaxListHeads];
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int list = blockIdx.y, n_lists = gridDim.y, s = blockIdx.z;
-    const ListPlan l = list_plan(p, s);
-    const int i0 = blockIdx.x * kKeyItems;
-    if (!l.rank || i0 >= l.n_items) return;  // the same condition as page_select_kernel's
-    const size_t li = static_cast<size_t>(s) * n_lists + list;
-    uint32_t* keys = p.keys + li * p.score_stride;
-
-    const int G = p.n_heads / p.n_kv_heads;
-    const int h0 = p.per_head_lists ? list : list * G, nh = p.per_head_lists ? 1 : G;
-    const float* rows = p.scores + (static_cast<size_t>(s) * p.n_heads + h0) * p.score_stride;
-    const GroupReduce mode = p.per_head_lists ? GroupReduce::Sum : p.reduce;
-    if (mode == GroupReduce::Softmax) {  // combine the chunks' (max, sum) of every head
-        const int n_chunks = (l.n_items + p.chunk_items - 1) / p.chunk_items;
-        for (int h = warp; h < nh; h += kKeyThreads / 32) {
-            const size_t at = (static_cast<size_t>(s) * p.n_heads + h0 + h) * p.chunk_stride;
-            float m = -INFINITY;
-            for (int c = lane; c < n_chunks; c += 32) m = fmaxf(m, p.chunk_max[at + c]);
-            m = warp_max(m);
-            float z = 0.0f;
-            for (int c = lane; c < n_chunks; c += 32)
-                z += p.chunk_sum[at + c] * expf(p.chunk_max[at + c] - m);
-            z = warp_sum(z);
-            if (lane == 0) {
-                s_max[h] = m;
-                s_sum[h] = z;
-            }
-        }
+// acc of one item after head h's score v, in the CPU's order (reduce_group_scores: from head 0).
+__device__ __forceinline__ float reduce_head(GroupReduce mode, int h, float acc, float v, float scale,
+                                             float head_max, float head_sum) {
+    switch (mode) {
+        case GroupReduce::Sum:
+            return acc + v;
+        case GroupReduce::Max:
+            return h == 0 ? v : fmaxf(acc, v);
+        case GroupReduce::Softmax:
+            return acc + expf(v * scale - head_max) / head_sum;
     }
-    for (int j = tid; j < kPageSelectBins; j += kKeyThreads) s_hist[j] = 0;
-    __syncthreads();
-
-    // Every head's loads of the thread's kKeyRounds items issued together, heads in the CPU's order
-    // (reduce_group_scores: from head 0).
-    float acc[kKeyRounds];
-#pragma unroll
-    for (int u = 0; u < kKeyRounds; ++u) acc[u] = 0.0f;
-    for (int h = 0; h < nh; ++h) {
-        float v[kKeyRounds];
-#pragma unroll
-        for (int u = 0; u < kKeyRounds; ++u) {
-            const int i = i0 + u * kKeyThreads + tid;
-            v[u] = i < l.n_items ? rows[h * p.score_stride + i] : 0.0f;
-        }
-#pragma unroll
-        for (int u = 0; u < kKeyRounds; ++u) {
-            switch (mode) {
-                case GroupReduce::Sum:
-                    acc[u] += v[u];
-                    break;
-                case GroupReduce::Max:
-                    acc[u] = h == 0 ? v[u] : fmaxf(acc[u], v[u]);
-                    break;
-                case GroupReduce::Softmax:
-                    acc[u] += expf(v[u] * p.softmax_scale - s_max[h]) / s_sum[h];
-                    break;
-            }
-        }
-    }
-#pragma unroll
-    for (int u = 0; u < kKeyRounds; ++u) {
-        const int i = i0 + u * kKeyThreads + tid;
-        const bool eligible = i < l.n_items && i >= l.a && i < l.b;
-        const uint32_t key = eligible ? order_key(acc[u]) : 0u;
-        if (i < l.n_items) keys[i] = key;
-        count_bin(s_hist, eligible, static_cast<int>(key >> kBinShift));
-    }
-    __syncthreads();
-    uint32_t* hist = p.hist + li * kPageSelectBins;
-    for (int j = tid; j < kPageSelectBins; j += kKeyThreads)
-        if (s_hist[j]) atomicAdd(&hist[j], s_hist[j]);
+    return acc;
 }
 
-__global__ void __launch_bounds__(kThreads)
-    page_select_kernel(const PageSelectParams p, int bits_words, int cand_capacity) {
+__global__ void __launch_bounds__(kThreads) page_select_kernel(const PageSelectParams p, int bits_words) {
     pdl_begin();
     extern __shared__ uint32_t smem[];
-    uint32_t* s_bits = smem;               // [bits_words] attended items: pages, or tokens
-    uint32_t* s_cand = smem + bits_words;  // [cand_capacity] the candidates' keys
-    __shared__ int s_warp[32], s_count;
-    __shared__ uint32_t s_hist[256];
-    __shared__ int s_pick[3];  // bin, keys in higher bins, keys in its bin
+    uint32_t* s_bits = smem;  // [bits_words] attended items: pages, or tokens
+    int* s_before = reinterpret_cast<int*>(smem + bits_words);  // [bits_words] set bits in the words before
+    __shared__ int s_warp[32];
+    __shared__ int s_part[2][kWarps];
+    __shared__ uint32_t s_and[kWarps], s_or[kWarps];
+    __shared__ float s_max[kMaxListHeads], s_sum[kMaxListHeads];
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int n_lists = gridDim.x, list = blockIdx.x, s = blockIdx.y;
+    const int G = p.n_heads / p.n_kv_heads;
+    const int h0 = p.per_head_lists ? list : list * G, nh = p.per_head_lists ? 1 : G;
+    const float* rows =
+        p.scores ? p.scores + (static_cast<size_t>(s) * p.n_heads + h0) * p.score_stride : nullptr;
+    // Head 0's scores of the register rounds are requested before the sequence's length is known (a round
+    // trip saved); what lies past the items is read but never used.
+    float v[kRegRounds];
+#pragma unroll
+    for (int r = 0; r < kRegRounds; ++r) {
+        const int i = r * kThreads + tid;
+        v[r] = rows && i < p.score_stride ? rows[i] : 0.0f;
+    }
     const ListPlan l = list_plan(p, s);
     const int P = p.page_size, n = l.n, n_pages = l.n_pages, n_items = l.n_items;
     const int32_t* table = p.block_tables + s * p.table_stride;
@@ -223,121 +172,134 @@ __global__ void __launch_bounds__(kThreads)
 
     const int n_bits = p.tokens_are_items ? n : n_pages;
     for (int w = tid; w < (n_bits + 31) / 32; w += kThreads) s_bits[w] = 0;
-    __syncthreads();
     auto bit = [&](int i) { return (s_bits[i >> 5] >> (i & 31)) & 1u; };
 
-    // Items are visited strided (item i by thread i % kThreads), in warp-uniform rounds so that a warp's 32
-    // items are one word of s_bits and its loads coalesce.
     const int a = l.a, b = l.b, k = l.k;
     const bool rank = l.rank;
     const int rounds = (n_items + kThreads - 1) / kThreads;
-    const uint32_t* keys = p.keys + li * p.score_stride;
+    uint32_t* keys = p.keys + li * p.score_stride;  // items from kRegRounds * kThreads on
+    auto eligible = [&](int i) { return i < n_items && i >= a && i < b; };
 
-    uint32_t prefix = 0, mask = 0;
-    int k_rem = k;
-    bool ties = false;  // keys equal to T remain that only the lower indices may take
+    uint32_t key[kRegRounds];  // item r * kThreads + tid; 0 when forced or past the items
+#pragma unroll
+    for (int r = 0; r < kRegRounds; ++r) key[r] = 0u;
+    uint32_t T = 0;     // the threshold key
+    bool exact = true;  // the keys >= T are exactly k (no key equal to T is left out)
+    int k_rem = 0;      // of the keys equal to T, how many (the lowest indices) are taken
     if (rank) {
-        // The bin of the k-th largest key: thread t holds bins 4095 - 4t - 3 .. 4095 - 4t, so that thread
-        // order is descending bin order. The histogram is zeroed behind it for the next step.
-        uint32_t* hist = p.hist + li * kPageSelectBins;
-        const int t0 = kPageSelectBins - 4 * (tid + 1);
-        int c[4], tot = 0;
-#pragma unroll
-        for (int j = 0; j < 4; ++j) tot += c[j] = static_cast<int>(hist[t0 + j]);
-        int total;
-        int above = block_exclusive_scan(tot, &total, s_warp);
-#pragma unroll
-        for (int j = 3; j >= 0; --j) {
-            if (above < k && above + c[j] >= k) {
-                s_pick[0] = t0 + j;
-                s_pick[1] = above;
-                s_pick[2] = c[j];
+        const GroupReduce mode = p.per_head_lists ? GroupReduce::Sum : p.reduce;
+        if (mode == GroupReduce::Softmax) {  // each head's max and normaliser from the chunks' partials
+            const int n_chunks = (n_items + p.chunk_items - 1) / p.chunk_items;
+            for (int h = warp; h < nh; h += kWarps) {
+                const size_t at = (static_cast<size_t>(s) * p.n_heads + h0 + h) * p.chunk_stride;
+                float m = -INFINITY;
+                for (int c = lane; c < n_chunks; c += 32) m = fmaxf(m, p.chunk_max[at + c]);
+                m = warp_max(m);
+                float z = 0.0f;
+                for (int c = lane; c < n_chunks; c += 32)
+                    z += p.chunk_sum[at + c] * expf(p.chunk_max[at + c] - m);
+                z = warp_sum(z);
+                if (lane == 0) {
+                    s_max[h] = m;
+                    s_sum[h] = z;
+                }
             }
-            above += c[j];
+            __syncthreads();
+        }
+        auto head_max = [&](int h) { return mode == GroupReduce::Softmax ? s_max[h] : 0.0f; };
+        auto head_sum = [&](int h) { return mode == GroupReduce::Softmax ? s_sum[h] : 1.0f; };
+
+        // The register rounds: head h + 1's loads are in flight while head h is reduced.
+        float acc[kRegRounds];
+#pragma unroll
+        for (int r = 0; r < kRegRounds; ++r) acc[r] = 0.0f;
+        for (int h = 0; h < nh; ++h) {
+            float w[kRegRounds] = {};
+            if (h + 1 < nh) {
+#pragma unroll
+                for (int r = 0; r < kRegRounds; ++r) {
+                    const int i = r * kThreads + tid;
+                    w[r] = i < n_items ? rows[(h + 1) * p.score_stride + i] : 0.0f;
+                }
+            }
+            const float mh = head_max(h), zh = head_sum(h);
+#pragma unroll
+            for (int r = 0; r < kRegRounds; ++r) {
+                acc[r] = reduce_head(mode, h, acc[r], v[r], p.softmax_scale, mh, zh);
+                v[r] = w[r];
+            }
         }
 #pragma unroll
-        for (int j = 0; j < 4; ++j) hist[t0 + j] = 0;
+        for (int r = 0; r < kRegRounds; ++r) key[r] = eligible(r * kThreads + tid) ? order_key(acc[r]) : 0u;
+        for (int r = kRegRounds; r < rounds; ++r) {  // beyond the registers: to the scratch
+            const int i = r * kThreads + tid;
+            if (i >= n_items) continue;
+            float x = 0.0f;
+            for (int h = 0; h < nh; ++h)
+                x = reduce_head(mode, h, x, rows[h * p.score_stride + i], p.softmax_scale, head_max(h),
+                                head_sum(h));
+            keys[i] = eligible(i) ? order_key(x) : 0u;
+        }
+
+        // The bits every eligible key shares (eligible keys are the non-zero ones).
+        uint32_t k_and = ~0u, k_or = 0u;
+#pragma unroll
+        for (int r = 0; r < kRegRounds; ++r) {
+            if (key[r]) k_and &= key[r];
+            k_or |= key[r];
+        }
+        for (int r = kRegRounds; r < rounds; ++r) {
+            const int i = r * kThreads + tid;
+            const uint32_t x = i < n_items ? keys[i] : 0u;
+            if (x) k_and &= x;
+            k_or |= x;
+        }
+        k_and = __reduce_and_sync(0xffffffffu, k_and);
+        k_or = __reduce_or_sync(0xffffffffu, k_or);
+        if (lane == 0) {
+            s_and[warp] = k_and;
+            s_or[warp] = k_or;
+        }
         __syncthreads();
-        k_rem -= s_pick[1];
-        prefix = static_cast<uint32_t>(s_pick[0]) << kBinShift;
-        mask = ~((1u << kBinShift) - 1u);
-        const int m = s_pick[2];  // candidates: the eligible keys in that bin
-        int hi = kBinShift;
-        ties = m != k_rem;
-        if (!ties) hi = 0;  // the bin holds exactly the keys still needed: take it whole
+        k_and = __reduce_and_sync(0xffffffffu, s_and[lane]);
+        k_or = __reduce_or_sync(0xffffffffu, s_or[lane]);
 
-        // The candidates into shared memory when they fit, else the radix passes read every key.
-        const uint32_t* src = keys;
-        int n_src = n_items;
-        if (ties && m <= cand_capacity) {
-            if (tid == 0) s_count = 0;
-            __syncthreads();
-            for (int r = 0; r < rounds; ++r) {
+        int parity = 0;
+        auto count_at_least = [&](uint32_t c) {
+            int m = 0;
+#pragma unroll
+            for (int r = 0; r < kRegRounds; ++r) m += key[r] >= c;
+            for (int r = kRegRounds; r < rounds; ++r) {
                 const int i = r * kThreads + tid;
-                const uint32_t key = i < n_items ? keys[i] : 0u;
-                const bool match = i < n_items && (key & mask) == prefix;  // forced keys (0) never match
-                const unsigned ballot = __ballot_sync(0xffffffffu, match);
-                int base = 0;
-                if (lane == 0 && ballot) base = atomicAdd(&s_count, __popc(ballot));
-                base = __shfl_sync(0xffffffffu, base, 0);
-                if (match) s_cand[base + __popc(ballot & ((1u << lane) - 1u))] = key;
+                if (i < n_items) m += keys[i] >= c;
             }
-            __syncthreads();
-            src = s_cand;
-            n_src = m;
-        }
-        const int src_rounds = (n_src + kThreads - 1) / kThreads;
-        while (hi > 0) {
-            const int lo = max(0, hi - 8);
-            const uint32_t dmask = (1u << (hi - lo)) - 1u;
-            if (tid < 256) s_hist[tid] = 0;
-            __syncthreads();
-            for (int r = 0; r < src_rounds; ++r) {
-                const int i = r * kThreads + tid;
-                const uint32_t key = i < n_src ? src[i] : 0u;
-                const bool match = i < n_src && (key & mask) == prefix;
-                count_bin(s_hist, match, static_cast<int>((key >> lo) & dmask));
-            }
-            __syncthreads();
-            if (warp == 0) {  // lane l holds bins 8l .. 8l + 7; find the bin of the k_rem-th largest key
-                uint32_t cb[8];
-                int lane_tot = 0;
-#pragma unroll
-                for (int j = 0; j < 8; ++j) lane_tot += static_cast<int>(cb[j] = s_hist[lane * 8 + j]);
-                int up = lane_tot;  // keys in this lane's bins and above, then above only
-#pragma unroll
-                for (int o = 1; o < 32; o <<= 1) {
-                    const int y = __shfl_down_sync(0xffffffffu, up, o);
-                    if (lane + o < 32) up += y;
-                }
-                up -= lane_tot;
-#pragma unroll
-                for (int j = 7; j >= 0; --j) {
-                    const int cj = static_cast<int>(cb[j]);
-                    if (up < k_rem && up + cj >= k_rem) {
-                        s_pick[0] = lane * 8 + j;
-                        s_pick[1] = up;
-                        s_pick[2] = cj;
-                    }
-                    up += cj;
+            return block_count(m, s_part, &parity);
+        };
+        // Every eligible key (more than k of them) is >= the common bits: the search starts there.
+        const uint32_t diff = k_and ^ k_or;
+        int top = diff ? 31 - __clz(diff) : -1;  // the highest bit where eligible keys differ
+        T = top < 0 ? k_or : top == 31 ? 0u : k_or & ~((2u << top) - 1u);
+        exact = false;
+        for (; top >= 0; --top) {
+            const uint32_t c = T | (1u << top);
+            const int m = count_at_least(c);
+            if (m >= k) {
+                T = c;
+                if (m == k) {
+                    exact = true;
+                    break;
                 }
             }
-            __syncthreads();
-            k_rem -= s_pick[1];
-            prefix |= static_cast<uint32_t>(s_pick[0]) << lo;
-            mask |= dmask << lo;
-            hi = lo;
-            if (s_pick[2] == k_rem) {
-                ties = false;  // every key matching the prefix is taken
-                break;
-            }
         }
+        if (!exact) k_rem = k - (T == ~0u ? 0 : count_at_least(T + 1));
     }
+    __syncthreads();  // s_bits zeroed
 
-    // Mark: forced, every eligible item when k covers them, else the keys above T (or matching the prefix
-    // when the search ended early), then the k_rem lowest-index keys equal to T.
+    // Mark: forced, every eligible item when k covers them, else the keys above T (>= T when exact), then
+    // the k_rem lowest-index keys equal to T. Rounds in order, threads in order: index order.
+    const bool ties = rank && !exact;
     int taken_eq = 0;  // keys == T taken by earlier rounds (ties only)
-    for (int r = 0; r < rounds; ++r) {
+    auto mark = [&](int r, uint32_t x) {
         const int i = r * kThreads + tid;
         bool take = false, eq = false;
         if (i < n_items) {
@@ -345,13 +307,8 @@ __global__ void __launch_bounds__(kThreads)
             if (forced || (k > 0 && !rank)) {
                 take = true;
             } else if (rank) {
-                const uint32_t key = keys[i];
-                if (!ties) {
-                    take = (key & mask) >= prefix;
-                } else {
-                    take = key > prefix;
-                    eq = key == prefix;
-                }
+                take = exact ? x >= T : x > T;
+                eq = ties && x == T;
             }
         }
         if (ties && __syncthreads_or(eq)) {  // order the equal keys of this round by index
@@ -362,35 +319,61 @@ __global__ void __launch_bounds__(kThreads)
         }
         const unsigned word = __ballot_sync(0xffffffffu, take);
         if (lane == 0 && r * kThreads + warp * 32 < n_items) s_bits[(r * kThreads + warp * 32) >> 5] = word;
+    };
+    // Whole-page lists take their page ids from the block table: requested here, used after the marks.
+    const bool whole_pages = !p.tokens_are_items && p.sink_tokens <= 0 && p.window_tokens <= 0;
+    int32_t page_id[kRegRounds];
+#pragma unroll
+    for (int r = 0; r < kRegRounds; ++r) {
+        const int j = r * kThreads + tid;
+        page_id[r] = whole_pages && j < n_items ? table[j] : -1;
+    }
+#pragma unroll
+    for (int r = 0; r < kRegRounds; ++r) mark(r, key[r]);
+    for (int r = kRegRounds; r < rounds; ++r) {
+        const int i = r * kThreads + tid;
+        mark(r, rank && i < n_items ? keys[i] : 0u);
     }
     __syncthreads();
     if (p.with_current_page && !p.tokens_are_items && tid == 0)
         s_bits[(n_pages - 1) >> 5] |= 1u << ((n_pages - 1) & 31);
     __syncthreads();
 
-    if (!p.tokens_are_items && p.sink_tokens <= 0 && p.window_tokens <= 0) {
-        // Whole pages (quest, nsa without a window): each attended page is one run (0, its tokens). One
-        // thread per 32-page word of s_bits, set bits written in page order after a scan of their counts.
+    if (whole_pages) {
+        // Whole pages (quest, nsa without a window): each attended page is one run (0, its tokens), and
+        // entry e is the e-th set bit. A scan of the words' popcounts gives each word's first entry; then
+        // every thread writes its own marked pages' entries, all at once.
         const int n_words = (n_pages + 31) / 32;
-        int n_entries = 0, n_tok = 0;
+        int n_entries = 0;
         for (int w0 = 0; w0 < n_words; w0 += kThreads) {
             const int w = w0 + tid;
             const uint32_t word = w < n_words ? s_bits[w] : 0u;
             int round_total;
-            int at = n_entries + block_exclusive_scan(__popc(word), &round_total, s_warp);
-            for (uint32_t m = word; m != 0; m &= m - 1) {
-                const int j = w * 32 + __ffs(m) - 1, cnt = min(P, n - j * P);
-                pages_out[at] = table[j];
-                ranges_out[at] = cnt << 16;
-                ++at;
-                n_tok += cnt;
-            }
+            const int before = block_exclusive_scan(__popc(word), &round_total, s_warp);
+            if (w < n_words) s_before[w] = n_entries + before;
             n_entries += round_total;
         }
-        const float tokens = block_sum(static_cast<float>(n_tok));
+        __syncthreads();
+        auto emit = [&](int j, int32_t id) {
+            const uint32_t word = s_bits[j >> 5];
+            if ((word >> (j & 31)) & 1u) {
+                const int at = s_before[j >> 5] + __popc(word & ((1u << (j & 31)) - 1u));
+                pages_out[at] = id;
+                ranges_out[at] = min(P, n - j * P) << 16;
+            }
+        };
+#pragma unroll
+        for (int r = 0; r < kRegRounds; ++r)
+            if (r * kThreads + tid < n_items) emit(r * kThreads + tid, page_id[r]);
+        for (int r = kRegRounds; r < rounds; ++r)
+            if (r * kThreads + tid < n_items) emit(r * kThreads + tid, table[r * kThreads + tid]);
+        const bool current = bit(n_pages - 1);  // the current page: not an item, its bit set above
         if (tid == 0) {
+            if (current) emit(n_pages - 1, table[n_pages - 1]);
             p.list_len[li] = n_entries;
-            if (p.attended) p.attended[li] = static_cast<int>(tokens + 0.5f);
+            // Items are complete pages; only the current one may be partial.
+            if (p.attended)
+                p.attended[li] = (n_entries - (current ? 1 : 0)) * P + (current ? n - (n_pages - 1) * P : 0);
         }
         return;
     }
@@ -470,21 +453,14 @@ void page_select(const PageSelectParams& p, int max_tokens, cudaStream_t stream)
                     " below the capacity " + std::to_string(page_list_capacity(p, max_tokens)));
     const int n_lists = p.per_head_lists ? p.n_heads : p.n_kv_heads;
     const int words = bits_words(p, max_tokens);
-    const int cand_capacity = p.scores ? std::min(p.score_stride, kMaxSmemCands) : 0;
-    const size_t smem = (static_cast<size_t>(words) + cand_capacity) * 4;
+    const size_t smem = static_cast<size_t>(words) * 2 * 4;  // s_bits and s_before
     static size_t smem_set = 48 * 1024;  // raised once, before any capture that needs more
     if (smem > smem_set) {
         CUDA_CHECK(cudaFuncSetAttribute(page_select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(smem)));
         smem_set = smem;
     }
-    if (p.scores) {
-        const int chunks = (p.score_stride + kKeyItems - 1) / kKeyItems;
-        launch_kernel(page_keys_kernel, dim3(chunks, n_lists, p.n_seq), dim3(kKeyThreads), 0, stream, p);
-        CUDA_CHECK_LAUNCH();
-    }
-    launch_kernel(page_select_kernel, dim3(n_lists, p.n_seq), dim3(kThreads), smem, stream, p, words,
-                  cand_capacity);
+    launch_kernel(page_select_kernel, dim3(n_lists, p.n_seq), dim3(kThreads), smem, stream, p, words);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -22,14 +22,11 @@ namespace dsa::cuda {
 
 enum class GroupReduce : int { Sum = 0, Max = 1, Softmax = 2 };
 
-constexpr int kPageSelectBins = 4096;  // histogram bins per list: the top 12 bits of a key
-
 struct PageSelectParams {
     const float* scores = nullptr;  // [n_seq][n_heads][score_stride] per-head scores, or null (no ranking)
     int score_stride = 0;
-    uint32_t* keys = nullptr;  // [n_seq][n_lists][score_stride] scratch: the reduced scores as ordered keys
-    uint32_t* hist = nullptr;  // [n_seq][n_lists][kPageSelectBins] scratch, zero before the first call (each
-                               // call leaves it zero)
+    uint32_t* keys = nullptr;  // [n_seq][n_lists][score_stride] scratch: the reduced scores as ordered keys,
+                               // for the items a CTA cannot keep in registers (past 8192)
     const int32_t* block_tables = nullptr;  // [n_seq][table_stride]
     int64_t table_stride = 0;
     const int32_t* seq_len = nullptr;  // [n_seq] tokens cached, the current one included
@@ -61,9 +58,8 @@ struct PageSelectParams {
 // cut by both the sinks and the window, or (tokens_are_items) up to select_total runs.
 int page_list_capacity(const PageSelectParams& p, int max_tokens);
 
-// Selects for sequences of up to max_tokens tokens: a key kernel over many CTAs (keys and a histogram of
-// their top bits), then one CTA per list (threshold, marks, list). Shared memory holds a bit per item and the
-// threshold bin's keys when they fit (up to 8K); beyond, the radix passes read the `keys` scratch (L2).
+// Selects for sequences of up to max_tokens tokens: one CTA per list computes the keys, the k-th largest
+// by a bitwise search, the marks and the list. Shared memory holds a bit per item.
 void page_select(const PageSelectParams& p, int max_tokens, cudaStream_t stream);
 
 }  // namespace dsa::cuda

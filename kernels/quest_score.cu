@@ -1,12 +1,23 @@
 // Quest page bounds (Tang et al., ICML 2024): s_h(j) = sum_i max(q_h,i * kmin_j,i, q_h,i * kmax_j,i), an
 // upper bound of q_h . k over the keys of page j, from the page's bf16 min/max row (page_scores.h).
 //
+// As a matrix product: kmin <= kmax, so the max takes kmax where q_h,i >= 0 and kmin where it is negative:
+//   s_h(j) = sum_i min(q_h,i, 0) * kmin_j,i + max(q_h,i, 0) * kmax_j,i = M_j . Q'_h
+// with M_j = [kmin_j, kmax_j], the page's stored 2D-element row, and Q'_h = [min(q_h, 0), max(q_h, 0)], exact
+// in bf16. So the scores of 16 pages x 8 heads are one tensor-core tile (mma m16n8k16, bf16 products exact in
+// fp32, fp32 sums): a warp scores 16 pages with 2D / 16 mma, where the scalar form took 4 instructions per
+// (page, head, dim) and was instruction-bound (24 us per layer at 128K against the 7.9 us of its bytes).
+//
 // Memory: one [2][D] bf16 row per (page, KV head) is the whole read, 4 D bytes (512 B at D = 128) against
-// 2 P D bytes of the page's K/V (8 KB at P = 16): 1/16 of full attention's bytes at P = 16. A lane reads 16
-// bytes of kmin and the 16 bytes of kmax at the same dims; LP = D / 8 lanes per page (16 at D = 128), so a
-// warp reads two pages per load instruction.
+// 2 P D bytes of the page's K/V (8 KB at P = 16). The A fragments are loaded straight from global memory:
+// the sum over the 2D elements may run in any order, so the element order inside a k-step is chosen to make
+// each load 16 contiguous bytes. Lane (r, t) (r = lane / 4, t = lane % 4) loads elements [32 c + 8 t, +8) of
+// pages r and r + 8 for each 32-element chunk c; the first four are its A values of k-step 2 c, the last four
+// those of k-step 2 c + 1, and its Q' (B) values are the same elements of head r. A warp's load instruction
+// reads 64 contiguous bytes of each of 8 rows: every sector it touches is used whole.
 #include "kernels/head_dim_dispatch.cuh"
 #include "kernels/launch.cuh"
+#include "kernels/mma.cuh"
 #include "kernels/page_scores.cuh"
 
 namespace dsa::cuda {
@@ -15,63 +26,84 @@ namespace {
 
 using namespace scores;
 
-constexpr int kPagesPerCta = kChunkPages;
+constexpr int kPagesPerCta = kChunkPages;  // 64: 16 pages (one tile's rows) per warp
+static_assert(kPagesPerCta == 16 * kWarps);
 
-// One round of loads covers the CTA's 64 pages (kBatch per lane group: 8 at D = 128, 32 KB in flight per
-// CTA), and the page ids are requested before the queries are staged, so a CTA waits on two dependent
-// memory round trips (page ids, then bounds) instead of five (queries, then ids and bounds twice).
-template <int D>
+// 8 bf16 (16 bytes) with negative values, or positive values, replaced by +0.
+__device__ __forceinline__ uint4 keep_sign(uint4 v, bool negative) {
+    uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        uint32_t out = 0;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            const uint32_t x = (w[i] >> (16 * half)) & 0xffffu;
+            const bool is_negative = (x & 0x8000u) != 0;
+            if (is_negative == negative) out |= x << (16 * half);
+        }
+        w[i] = out;
+    }
+    return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// NT tiles of 8 query heads (G <= 8 NT). Grid (chunks of 64 pages, n_kv_heads, n_seq), 4 warps.
+template <int D, int NT>
 __global__ void __launch_bounds__(kThreads) quest_score_kernel(const PageScoreParams p) {
     pdl_begin();
-    constexpr int LP = lanes_per_item(D, 8), kPerWarp = 32 / LP;
-    constexpr int kBatch = kPagesPerCta / (kWarps * kPerWarp);
-    static_assert(kBatch >= 1 && kBatch * kWarps * kPerWarp == kPagesPerCta);
-    __shared__ __align__(16) float sq[kMaxGroup * D];
+    constexpr int kChunks = 2 * D / 32;  // 32-element chunks of a [kmin, kmax] row
+    static_assert(D % 16 == 0 && kChunks >= 1);
     __shared__ float
         sc[kMaxGroup * kPagesPerCta];  // [G][items]: the chunk's scores, for the softmax partials
     const Chunk c = chunk_of(p, kPagesPerCta, false);
     if (c.first >= c.end) return;
 
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int sub = lane % LP, d0 = sub * 8;
-    const bool has_dims = d0 < D;  // D = 48: 8 lanes per page, the last 2 idle
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 4, t = lane % 4;
     const int32_t* table = p.block_tables + c.s * p.table_stride;
-    const int base = c.first + warp * kPerWarp * kBatch + lane / LP;  // the lane group's first page
-    int page[kBatch];
-#pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-        const int j = base + b * kPerWarp;
-        page[b] = j < c.end && has_dims ? table[j] : -1;
-    }
-    load_queries<D>(p, c, sq);
+    const int j0 = c.first + warp * 16 + r, j1 = j0 + 8;  // this lane's two pages (tile rows r, r + 8)
+    const int page0 = j0 < c.end ? table[j0] : -1, page1 = j1 < c.end ? table[j1] : -1;
 
-    uint4 mn[kBatch], mx[kBatch];
+    // B: Q' of head 8 n + r at the lane's elements, one uint4 per chunk (zero for heads past the group).
+    uint4 qb[NT][kChunks];
+    const uint16_t* q = p.q + (static_cast<size_t>(c.s) * p.n_heads + static_cast<size_t>(c.kvh) * c.G) * D;
 #pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-        mn[b] = mx[b] = make_uint4(0, 0, 0, 0);
-        if (page[b] >= 0) {
-            const uint16_t* row = p.kminmax + (static_cast<size_t>(page[b]) * p.n_kv_heads + c.kvh) * 2 * D;
-            mn[b] = *reinterpret_cast<const uint4*>(row + d0);
-            mx[b] = *reinterpret_cast<const uint4*>(row + D + d0);
+    for (int n = 0; n < NT; ++n) {
+        const int h = 8 * n + r;
+#pragma unroll
+        for (int ch = 0; ch < kChunks; ++ch) {
+            const int e = 32 * ch + 8 * t;  // element of the row; < D: the kmin half
+            uint4 v = make_uint4(0, 0, 0, 0);
+            if (h < c.G) v = *reinterpret_cast<const uint4*>(q + h * D + (e < D ? e : e - D));
+            qb[n][ch] = keep_sign(v, e < D);
         }
     }
+
+    // A: the lane's 16-byte pieces of its two pages' rows, all loads in flight together.
+    uint4 a0[kChunks], a1[kChunks];
+    const uint16_t* row0 = p.kminmax + (static_cast<size_t>(page0) * p.n_kv_heads + c.kvh) * 2 * D;
+    const uint16_t* row1 = p.kminmax + (static_cast<size_t>(page1) * p.n_kv_heads + c.kvh) * 2 * D;
 #pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-        const int j = base + b * kPerWarp;
-        float lo[8], hi[8];
-        unpack_bf16x8(mn[b], lo);
-        unpack_bf16x8(mx[b], hi);
-        for (int h = 0; h < c.G; ++h) {
-            float acc = 0.0f;
-            if (has_dims) {
-                const float* q = sq + h * D + d0;
+    for (int ch = 0; ch < kChunks; ++ch) {
+        const int e = 32 * ch + 8 * t;
+        a0[ch] = page0 >= 0 ? *reinterpret_cast<const uint4*>(row0 + e) : make_uint4(0, 0, 0, 0);
+        a1[ch] = page1 >= 0 ? *reinterpret_cast<const uint4*>(row1 + e) : make_uint4(0, 0, 0, 0);
+    }
+
 #pragma unroll
-                for (int i = 0; i < 8; ++i) acc += fmaxf(q[i] * lo[i], q[i] * hi[i]);
-            }
-            acc = group_sum<LP>(acc);
-            if (sub == 0 && j < c.end) {
-                score_row(p, c, h)[j] = acc;
-                sc[h * kPagesPerCta + j - c.first] = acc;
+    for (int n = 0; n < NT; ++n) {
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // (page r, heads 2t, 2t+1), (page r + 8, the same heads)
+#pragma unroll
+        for (int ch = 0; ch < kChunks; ++ch) {
+            const uint32_t first[4] = {a0[ch].x, a1[ch].x, a0[ch].y, a1[ch].y};   // k-step 2 ch
+            const uint32_t second[4] = {a0[ch].z, a1[ch].z, a0[ch].w, a1[ch].w};  // k-step 2 ch + 1
+            mma_bf16_16816(acc, first, qb[n][ch].x, qb[n][ch].y);
+            mma_bf16_16816(acc, second, qb[n][ch].z, qb[n][ch].w);
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int h = 8 * n + 2 * t + (i & 1), j = i < 2 ? j0 : j1;
+            if (h < c.G && j < c.end) {
+                score_row(p, c, h)[j] = acc[i];
+                sc[h * kPagesPerCta + j - c.first] = acc[i];
             }
         }
     }
@@ -87,8 +119,13 @@ int score_chunk_items(bool tokens) {
 void quest_score(const PageScoreParams& p, cudaStream_t stream) {
     if (p.n_seq == 0 || p.max_items <= 0) return;
     const dim3 grid = score_grid(p, kPagesPerCta, "quest_score");
-    DSA_DISPATCH_HEAD_DIM(p.head_dim,
-                          { launch_kernel(quest_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
+    const bool two_tiles = p.n_heads / p.n_kv_heads > 8;
+    DSA_DISPATCH_HEAD_DIM(p.head_dim, {
+        if (two_tiles)
+            launch_kernel(quest_score_kernel<D, 2>, grid, dim3(kThreads), 0, stream, p);
+        else
+            launch_kernel(quest_score_kernel<D, 1>, grid, dim3(kThreads), 0, stream, p);
+    });
     CUDA_CHECK_LAUNCH();
 }
 

@@ -83,11 +83,8 @@ DeviceSelection::DeviceSelection(const AttentionPolicy& policy, int n_seq, int n
         scores_ =
             DeviceBuffer(static_cast<size_t>(n_seq) * n_heads * score_stride_ * 4, "sparse page scores");
         keys_ = DeviceBuffer(lists * score_stride_ * 4, "sparse selection keys");
-        hist_ = DeviceBuffer(lists * kPageSelectBins * 4, "sparse selection histograms");
-        CUDA_CHECK(cudaMemset(hist_.get(), 0, hist_.bytes()));  // page_select leaves it zero after each call
         s.scores = scores_.as<float>();
         s.keys = keys_.as<uint32_t>();
-        s.hist = hist_.as<uint32_t>();
         if (s.reduce == GroupReduce::Softmax && !s.per_head_lists) {
             s.chunk_items = score_chunk_items(s.tokens_are_items);
             s.chunk_stride = (score_stride_ + s.chunk_items - 1) / s.chunk_items;

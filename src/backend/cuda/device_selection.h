@@ -59,7 +59,6 @@ private:
     PageSelectParams params_;
     DeviceBuffer scores_;                 // [n_seq][n_heads][score_stride] fp32
     DeviceBuffer keys_;                   // [n_seq][n_lists][score_stride] uint32
-    DeviceBuffer hist_;                   // [n_seq][n_lists][kPageSelectBins] uint32
     DeviceBuffer chunk_max_, chunk_sum_;  // gqa=softmax: [n_seq][n_heads][chunk_stride] fp32
     DeviceBuffer lists_;                  // [n_seq][n_lists][list_stride] page ids
     DeviceBuffer ranges_;                 // [n_seq][n_lists][list_stride] lo | hi << 16
