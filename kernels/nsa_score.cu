@@ -37,25 +37,20 @@ __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScorePara
     const bool has_dims = d0 < D;
     const int32_t* table = p.block_tables + c.s * p.table_stride;
     const int base = c.first + warp * kPerWarp * kBatch + lane / LP;  // the lane group's first page
+    // Unconditional loads (indices clamped into range, results unused past the items) so that all of them
+    // are issued before the first use, as in quest_score.
     int page[kBatch];
 #pragma unroll
-    for (int b = 0; b < kBatch; ++b) {
-        const int j = base + b * kPerWarp;
-        page[b] = j < c.end ? table[j] : -1;
-    }
+    for (int b = 0; b < kBatch; ++b) page[b] = table[min(base + b * kPerWarp, c.end - 1)];
     load_queries<D>(p, c, sq);
 
     float4 sum[kBatch];
     int cnt[kBatch];
 #pragma unroll
     for (int b = 0; b < kBatch; ++b) {
-        sum[b] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        cnt[b] = 1;
-        if (page[b] >= 0) {
-            const size_t mi = static_cast<size_t>(page[b]) * p.n_kv_heads + c.kvh;
-            cnt[b] = p.count[mi];
-            if (has_dims) sum[b] = *reinterpret_cast<const float4*>(p.ksum + mi * D + d0);
-        }
+        const size_t mi = static_cast<size_t>(page[b]) * p.n_kv_heads + c.kvh;
+        cnt[b] = p.count[mi];
+        sum[b] = *reinterpret_cast<const float4*>(p.ksum + mi * D + (has_dims ? d0 : 0));
     }
 #pragma unroll
     for (int b = 0; b < kBatch; ++b) {
