@@ -14,8 +14,9 @@
 // lowest indices, which is the CPU's total order (attention/top_k.cpp) exactly.
 //
 // Why a bitwise search: a step costs a barrier and a few instructions per thread (~0.1-0.2 us), and real
-// scores end it after about log2(n) steps below their common bits (8192 keys: ~13; ncu counted ~21 per list
-// at 128K, a third of the kernel's 19.9 us). Two bits per step (three counts per barrier) measured slower
+// scores end it after about log2(n) steps below their common bits (8192 keys: ~13; on benchmark data whose
+// pages repeated, so that the threshold tied, ncu counted ~21 per list at 128K, a third of the kernel's
+// 19.9 us). Two bits per step (three counts per barrier) measured slower
 // (+3 us per list): the step's cost is its reductions, not only its barrier. The radix version before it (a
 // key kernel on 16 CTAs per list building a 12-bit histogram, then 8-bit histogram passes over the threshold
 // bin's candidates in one CTA) took 8.1 + 24.5 us per layer at 128K (ncu): its shared-memory histogram

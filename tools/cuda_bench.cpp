@@ -34,6 +34,7 @@
 #include "kernels/launch.h"
 #include "kernels/prefill_attention.h"
 #include "model/random_weights.h"
+#include "tools/cuda_bench_fill.h"
 #include "util/dtype.h"
 #include "util/paths.h"
 #include "util/timer.h"
@@ -47,17 +48,26 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-// Fills a device buffer with random bf16 values: 64 MiB drawn on the host, replicated on the device.
+// Fills a device buffer of `bytes` with N(0, 1) bf16 draws (tools/cuda_bench_fill.h), then reads back up to
+// 65536 elements spread over it and stops the benchmark unless their mean is within 0.05 of 0 and their
+// standard deviation within 5% of 1 (a broken fill would otherwise be timed as if it were data).
 void fill_random_bf16(void* dst, size_t bytes, uint32_t seed) {
-    const size_t chunk = std::min(bytes, size_t{64} << 20);
-    std::vector<uint16_t> host(chunk / 2);
-    std::mt19937 gen(seed);
-    std::normal_distribution<float> nd;
-    for (auto& h : host) h = f32_to_bf16(nd(gen));
-    CUDA_CHECK(cudaMemcpy(dst, host.data(), chunk, cudaMemcpyHostToDevice));
-    for (size_t off = chunk; off < bytes; off += chunk)
-        CUDA_CHECK(cudaMemcpy(static_cast<char*>(dst) + off, dst, std::min(chunk, bytes - off),
-                              cudaMemcpyDeviceToDevice));
+    const size_t n = bytes / 2;
+    bench::fill_normal_bf16(dst, n, seed);
+    const size_t samples = std::min<size_t>(n, 65536), step = n / std::max<size_t>(samples, 1);
+    if (samples < 1024) return;
+    std::vector<uint16_t> v(samples);  // element s * step, for each s: one strided copy
+    CUDA_CHECK(cudaMemcpy2D(v.data(), 2, dst, step * 2, 2, samples, cudaMemcpyDeviceToHost));
+    double sum = 0, sq = 0;
+    for (uint16_t b : v) {
+        const double x = bf16_to_f32(b);
+        sum += x;
+        sq += x * x;
+    }
+    const double mean = sum / samples, sd = std::sqrt(sq / samples - mean * mean);
+    if (std::abs(mean) > 0.05 || std::abs(sd - 1.0) > 0.05)
+        throw Error("random fill check failed: mean {:.4f}, standard deviation {:.4f} over {} samples", mean,
+                    sd, samples);
 }
 
 void bench_copy() {
