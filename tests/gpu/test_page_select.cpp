@@ -707,6 +707,29 @@ TEST(GpuPageSelect, ExactTiesPickTheLowerIndex) {
         }
 }
 
+// Past 8192 items a list's keys no longer all fit in the selection CTA's registers (8 per thread): the rest
+// go through the keys scratch, and a whole-page list writes those pages' entries from the block table
+// directly. Quest and nsa without a window at P = 16 over more than 8192 pages (131K tokens), with and
+// without exact ties, against the CPU.
+TEST(GpuPageSelect, ListsPastTheRegisterHeldKeysMatchCpu) {
+    DSA_REQUIRE_GPU();
+    Rng rng;
+    const Shape sh{16, 4};
+    const AttentionPolicy policies[] = {
+        quest(16, 4096, GqaMode::Sum), quest(16, 4096, GqaMode::Softmax, 1, 2),
+        quest(16, 2048, GqaMode::PerHead), nsa(16, 1, 2, 64, 0, GqaMode::Sum)};
+    for (bool ties : {false, true})
+        for (const AttentionPolicy& pol : policies) {
+            SCOPED_TRACE(describe(pol, sh) + (ties ? ", tied pages" : ""));
+            Step st =
+                make_step(rng, {rng.integer(9000 * 16, 9500 * 16), rng.integer(400 * 16, 500 * 16)}, sh, 16);
+            if (ties) tie_pages(rng, st);
+            const DeviceStep dev(st);
+            cuda::DeviceSelection sel(pol, st.n_seq(), st.n_heads, kKvHeads, sh.head_dim, st.max_tokens());
+            check_against_cpu(pol, st, select_on_device(sel, dev, st.n_seq()), ties);
+        }
+}
+
 // A policy covering every context of the batch (up to max_n tokens): every list is the block table itself,
 // the entries full attention reads.
 void run_covering_case(Rng& rng, const AttentionPolicy& pol, const Shape& sh, int max_n) {
