@@ -34,14 +34,8 @@ __device__ __forceinline__ uint4 keep_sign(uint4 v, bool negative) {
     uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        uint32_t out = 0;
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const uint32_t x = (w[i] >> (16 * half)) & 0xffffu;
-            const bool is_negative = (x & 0x8000u) != 0;
-            if (is_negative == negative) out |= x << (16 * half);
-        }
-        w[i] = out;
+        const uint32_t neg = ((w[i] >> 15) & 0x00010001u) * 0xffffu;  // 0xffff in each half with its sign set
+        w[i] &= negative ? neg : ~neg;
     }
     return make_uint4(w[0], w[1], w[2], w[3]);
 }
