@@ -2,7 +2,8 @@
 # Installs the Debian packages dsa builds with (only those missing), then configures and builds into
 # ./build. Used by tools/run.sh and tools/test.sh; safe to run again (incremental).
 # Arguments: build targets (default: everything, tests included).
-# Environment: BUILD_DIR (default build), DSA_CUDA (AUTO|ON|OFF, default AUTO), CI=true adds -Werror.
+# Environment: BUILD_DIR (default build), DSA_CUDA (AUTO|ON|OFF, default AUTO), CI=true adds -Werror,
+# DSA_SHARED_DATA (the shared corpus the tests read; default ../shared/data beside the checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +24,10 @@ fi
 build_dir=${BUILD_DIR:-build}
 werror=OFF
 [ "${CI:-}" = "true" ] && werror=ON
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSA_CUDA="${DSA_CUDA:-AUTO}" -DDSA_WERROR="$werror" >/dev/null
+shared=()
+[ -n "${DSA_SHARED_DATA:-}" ] && shared=(-DDSA_SHARED_DATA="$DSA_SHARED_DATA")
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSA_CUDA="${DSA_CUDA:-AUTO}" -DDSA_WERROR="$werror" \
+    "${shared[@]}" >/dev/null
 targets=()
 for t in "$@"; do targets+=(--target "$t"); done
 cmake --build "$build_dir" -j"$(nproc)" "${targets[@]}"
