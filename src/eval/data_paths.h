@@ -8,8 +8,8 @@
 
 namespace dsa {
 
-// ../shared/data/texts/pride-and-prejudice.txt (held out of the bundled model's training corpus), from the
-// working directory or from the checkout that holds the binary. Throws dsa::Error naming --text when
+// ../shared/data/texts/pride-and-prejudice.txt (held out of the bundled model's training corpus), from
+// $DSA_SHARED_DATA when set, else from the working directory or from the checkout that holds the binary. Throws dsa::Error naming --text when
 // neither exists.
 std::filesystem::path default_eval_book();
 
