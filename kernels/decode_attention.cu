@@ -19,14 +19,13 @@ constexpr int kTile = 16;   // tokens per tile: one mma n=16 (two n8 tiles) of s
 // never waits on a dependent load of its page id; a split with more entries reads the rest from global.
 constexpr int kStagedEntries = 512;
 
-constexpr int kMaxFusedSplits = 256;  // the fused merge keeps [16 heads][splits] weights in shared memory
+constexpr int kMaxFusedSplits = 256;  // splits one CTA merges
 
 template <int D>
 constexpr size_t decode_smem_bytes() {
     const size_t pipeline = size_t{kWarps} * kStages * 2 * kTile * smem_stride<D>() * sizeof(bf16);
     const size_t warp_merge = size_t{kWarps} * 16 * D * sizeof(float) + 2 * kWarps * 16 * sizeof(float);
-    const size_t split_merge = size_t{16} * kMaxFusedSplits * sizeof(float);
-    return std::max({pipeline, warp_merge, split_merge});
+    return std::max(pipeline, warp_merge);
 }
 
 __device__ __forceinline__ void store_one(void* out, DType dt, size_t i, float v) {
@@ -43,53 +42,57 @@ __device__ __forceinline__ void store_one(void* out, DType dt, size_t i, float v
     }
 }
 
-// The last CTA of a (sequence, KV head, head chunk) to finish merges the active splits' partials
-// (log-sum-exp weights, then the weighted sum of the normalised outputs) into p.out, and resets the
-// group's counter for the next launch. Partials of other CTAs are read with ld.global.cg (L2), since L1 is
-// not coherent across multiprocessors.
+// The last CTA of a (sequence, KV head, head chunk) to finish merges the active splits' partials into p.out
+// and resets the group's counter for the next launch. Thread t owns 4 consecutive dims of a row: the row's
+// maximum log-sum-exp first, then each split's weight exp2(lse - max) and its partial output, loaded 16
+// splits at a time (unconditional, clamped loads, all in flight together; the first 16 are requested with
+// the maximum's loads, so a merge of up to 16 splits is one L2 round trip). Partials of other CTAs are read
+// with ld.global.cg (L2), since L1 is not coherent across multiprocessors.
 template <int D>
-__device__ void merge_splits(const DecodeAttentionParams& p, float* sw, size_t out_row0, int rows,
-                             int n_active) {
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    for (int r = warp; r < rows; r += kWarps) {
-        const float* lse = p.lse_part + (out_row0 + r) * p.n_split;
-        float m = -INFINITY;
-        for (int s = lane; s < n_active; s += 32) m = fmaxf(m, __ldcg(lse + s));
-        m = warp_max(m);
-        float den = 0.0f;
-        for (int s = lane; s < n_active; s += 32) {
-            const float l = __ldcg(lse + s);
-            const float w = l == -INFINITY ? 0.0f : exp2f(l - m);
-            sw[r * n_active + s] = w;
-            den += w;
-        }
-        den = warp_sum(den);
-        const float inv = den > 0.0f ? 1.0f / den : 0.0f;
-        for (int s = lane; s < n_active; s += 32) sw[r * n_active + s] *= inv;
-    }
-    __syncthreads();
-    // Thread t owns 4 consecutive dims of a row; the loads over splits are independent and 16 deep, so the
-    // merge costs a few L2 round trips, not one per split.
-    constexpr int kCols = D / 4;
+__device__ void merge_splits(const DecodeAttentionParams& p, size_t out_row0, int rows, int n_active) {
+    constexpr int kCols = D / 4, kBatch = 16;
     for (int idx = threadIdx.x; idx < rows * kCols; idx += blockDim.x) {
         const int r = idx / kCols, c = idx % kCols;
+        const float* lse = p.lse_part + (out_row0 + r) * p.n_split;
         const float4* o = reinterpret_cast<const float4*>(p.o_part + (out_row0 + r) * p.n_split * D) + c;
-        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        float l[kBatch];
+        float4 v[kBatch];
+        auto load_batch = [&](int s0) {
+#pragma unroll
+            for (int j = 0; j < kBatch; ++j) {
+                const int sj = min(s0 + j, n_active - 1);
+                l[j] = __ldcg(lse + sj);
+                v[j] = __ldcg(o + static_cast<size_t>(sj) * kCols);
+            }
+        };
+        load_batch(0);
+        float m = -INFINITY;
 #pragma unroll 16
-        for (int s = 0; s < n_active; ++s) {
-            const float w = sw[r * n_active + s];
-            const float4 v = __ldcg(o + static_cast<size_t>(s) * kCols);
-            // An all-masked split's o is never written: select, not multiply.
-            acc.x += w > 0.0f ? w * v.x : 0.0f;
-            acc.y += w > 0.0f ? w * v.y : 0.0f;
-            acc.z += w > 0.0f ? w * v.z : 0.0f;
-            acc.w += w > 0.0f ? w * v.w : 0.0f;
+        for (int s = 0; s < n_active; ++s) m = fmaxf(m, __ldcg(lse + s));
+        float den = 0.0f;
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int s0 = 0;;) {
+#pragma unroll
+            for (int j = 0; j < kBatch; ++j) {
+                // An all-masked split (lse -inf, its o never written) and the clamped repeats weigh 0:
+                // select, not multiply.
+                const float w = s0 + j < n_active && l[j] != -INFINITY ? exp2f(l[j] - m) : 0.0f;
+                den += w;
+                acc.x += w > 0.0f ? w * v[j].x : 0.0f;
+                acc.y += w > 0.0f ? w * v[j].y : 0.0f;
+                acc.z += w > 0.0f ? w * v[j].z : 0.0f;
+                acc.w += w > 0.0f ? w * v[j].w : 0.0f;
+            }
+            s0 += kBatch;
+            if (s0 >= n_active) break;
+            load_batch(s0);
         }
+        const float inv = den > 0.0f ? 1.0f / den : 0.0f;
         const size_t base = (out_row0 + r) * D + 4 * c;
-        store_one(p.out, p.out_dtype, base, acc.x);
-        store_one(p.out, p.out_dtype, base + 1, acc.y);
-        store_one(p.out, p.out_dtype, base + 2, acc.z);
-        store_one(p.out, p.out_dtype, base + 3, acc.w);
+        store_one(p.out, p.out_dtype, base, acc.x * inv);
+        store_one(p.out, p.out_dtype, base + 1, acc.y * inv);
+        store_one(p.out, p.out_dtype, base + 2, acc.z * inv);
+        store_one(p.out, p.out_dtype, base + 3, acc.w * inv);
     }
 }
 
@@ -120,6 +123,24 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
         list_index = kvh;
     }
     const size_t out_row0 = static_cast<size_t>(s) * p.n_heads + head0;
+    const int r0 = lane / 4, c0 = 2 * (lane % 4);
+    // Q of the group's heads as mma A fragments (rows past G are zeros), requested before the length and
+    // the list, whose loads then share its round trip.
+    uint32_t qa[D / 16][4];
+    {
+        const bf16* q = reinterpret_cast<const bf16*>(p.q) + out_row0 * D;
+        auto ld = [&](int r, int c) -> uint32_t {
+            return r < rows ? *reinterpret_cast<const uint32_t*>(q + static_cast<size_t>(r) * D + c) : 0u;
+        };
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            qa[kk][0] = ld(r0, kk * 16 + c0);
+            qa[kk][1] = ld(r0 + 8, kk * 16 + c0);
+            qa[kk][2] = ld(r0, kk * 16 + c0 + 8);
+            qa[kk][3] = ld(r0 + 8, kk * 16 + c0 + 8);
+        }
+    }
+
     const int P = p.page_size, tpp = P / kTile;
     const int L = p.seq_len[s];
     const size_t list_off = s * p.list_seq_stride + list_index * p.list_head_stride;
@@ -148,23 +169,6 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
 
     const bf16* k_pool = reinterpret_cast<const bf16*>(p.k_pool);
     const bf16* v_pool = reinterpret_cast<const bf16*>(p.v_pool);
-    const int r0 = lane / 4, c0 = 2 * (lane % 4);
-
-    // Q of the group's heads as mma A fragments; rows past G are zeros.
-    uint32_t qa[D / 16][4];
-    {
-        const bf16* q = reinterpret_cast<const bf16*>(p.q) + out_row0 * D;
-        auto ld = [&](int r, int c) -> uint32_t {
-            return r < rows ? *reinterpret_cast<const uint32_t*>(q + static_cast<size_t>(r) * D + c) : 0u;
-        };
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            qa[kk][0] = ld(r0, kk * 16 + c0);
-            qa[kk][1] = ld(r0 + 8, kk * 16 + c0);
-            qa[kk][2] = ld(r0, kk * 16 + c0 + 8);
-            qa[kk][3] = ld(r0 + 8, kk * 16 + c0 + 8);
-        }
-    }
 
     // Tile t: page entry t / tpp, tokens [sub * 16, sub * 16 + 16) of it; [lo, hi) are the valid rows.
     auto tile_info = [&](int t, int& page, int& sub, int& lo, int& hi) {
@@ -348,7 +352,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
     __syncthreads();
     if (!s_last) return;
     __threadfence();
-    merge_splits<D>(p, reinterpret_cast<float*>(smem_raw), out_row0, rows, n_active);
+    merge_splits<D>(p, out_row0, rows, n_active);
 }
 
 }  // namespace

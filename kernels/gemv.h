@@ -2,21 +2,42 @@
 // Matrix-vector product for batch-1 decode, where every weight byte is read once per token and the
 // problem is purely bandwidth-bound: y[n] = beta * y[n] + sum_k W[n][k] x[k]. beta = 1 accumulates into the
 // fp32 residual stream (the residual add, fused); beta = 0 never reads y.
+//
+// Two fusions remove the small kernels around a decode layer's projections (each launch boundary costs
+// ~3 us of drain and ramp, docs/perf.md "Decode step"):
+// - RMSNorm in: x = rmsnorm(norm_in) * norm_weight, computed by every block into shared memory exactly as
+//   rmsnorm() computes it (same 256-thread summation order, same rounding to the weights' dtype), so the
+//   product is bit-identical to rmsnorm() followed by gemv().
+// - SwiGLU out: for W = [gate; up] (n = 2 I rows), act[i] = silu(W_i x) * (W_{I+i} x) in the weights'
+//   dtype, the two rows of a pair summed by one warp; bit-identical to gemv() followed by swiglu().
 #include <cuda_runtime_api.h>
 
 #include "util/dtype.h"
 
 namespace dsa::cuda {
 
-// Whether gemv() handles this shape: rows of whole 16-byte vectors.
-bool gemv_supported(int k, DType dtype);
+struct GemvArgs {
+    const void* w = nullptr;             // [n][k] in dtype
+    const void* x = nullptr;             // [k] in dtype; unused with norm_in
+    const float* norm_in = nullptr;      // [k] fp32, optional: x = rmsnorm(norm_in) * norm_weight instead
+    const float* norm_weight = nullptr;  // [k] fp32
+    float norm_eps = 0.0f;
+    float* y = nullptr;  // [n] fp32; unused with swiglu_out
+    float beta = 0.0f;
+    void* swiglu_out = nullptr;  // [n / 2] in dtype, optional: silu(gate) * up instead of y (n even)
+    int n = 0, k = 0;
+    DType dtype = DType::BF16;
+};
 
-// w: [n][k] in `dtype`.  x: [k] in `dtype`.  y: [n] fp32.
+// Whether gemv() handles this shape: rows of whole 16-byte vectors, and with norm_in x fitting in 48 KB of
+// shared memory.
+bool gemv_supported(int k, DType dtype, bool norm_in = false);
+
 // variant: (rows per warp, 16-byte loads in flight per row, blocks of 256 threads per multiprocessor the
 // register cap allows): 0: (2, 4, 3), 1: (2, 4, 1), 2: (1, 4, 4), 3: (2, 2, 4). All give bit-identical
-// results (same per-row summation order); Linear::tune_gemv picks the fastest per shape.
+// results (same per-row summation order); Linear::tune_gemv picks the fastest per shape. SwiGLU needs the
+// pair in one warp: variant 2 runs as 0 there.
 constexpr int gemv_variants = 4;
-void gemv(const void* w, const void* x, DType dtype, float* y, int n, int k, float beta, cudaStream_t stream,
-          int variant = 0);
+void gemv(const GemvArgs& a, cudaStream_t stream, int variant = 0);
 
 }  // namespace dsa::cuda

@@ -326,11 +326,18 @@ void bench_gemv() {
             const double m = time_ms(s, 10, [&] {
                 for (int c = 0; c < copies; ++c) {
                     const void* wc = static_cast<const char*>(w.get()) + bytes * c;
-                    if (variant < cuda::gemv_variants)
-                        cuda::gemv(wc, x.get(), DType::BF16, y.as<float>(), n, k, 0.0f, s, variant);
-                    else
+                    if (variant < cuda::gemv_variants) {
+                        cuda::GemvArgs a;
+                        a.w = wc;
+                        a.x = x.get();
+                        a.y = y.as<float>();
+                        a.n = n;
+                        a.k = k;
+                        cuda::gemv(a, s, variant);
+                    } else {
                         cublas(x.get(), wc, DType::BF16, y.as<float>(), 2, n, k,
                                0.0f);  // m=2 keeps it in cuBLAS
+                    }
                 }
             });
             row += fmt::format(" {:.2f} |", bytes * double(copies) / m / 1e9);
@@ -432,14 +439,32 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps) {
                                                : "no PDL";
     };
     const ProgrammaticLaunch default_mode = cuda::programmatic_launch();
-    // Each graph mode twice, interleaved, so drift between them shows.
-    for (auto [graphs, pdl] :
-         {std::pair{true, ProgrammaticLaunch::Off}, std::pair{true, ProgrammaticLaunch::Gemv},
-          std::pair{true, ProgrammaticLaunch::All}, std::pair{false, ProgrammaticLaunch::All},
-          std::pair{true, ProgrammaticLaunch::Off}, std::pair{true, ProgrammaticLaunch::Gemv},
-          std::pair{true, ProgrammaticLaunch::All}}) {
-        gpu.set_use_graphs(graphs);
-        cuda::set_programmatic_launch(pdl);
+    const cuda::RowFusion default_fusion = cuda::row_fusion();
+    const auto fusion_name = [](cuda::RowFusion f) {
+        return f == cuda::RowFusion::None            ? "no fusion"
+               : f == cuda::RowFusion::Swiglu        ? "SwiGLU fused"
+               : f == cuda::RowFusion::SwigluNormQkv ? "SwiGLU + q/k/v norm fused"
+                                                     : "SwiGLU + both norms fused";
+    };
+    struct Mode {
+        bool graphs;
+        ProgrammaticLaunch pdl;
+        cuda::RowFusion fusion;
+    };
+    std::vector<Mode> modes;
+    // Each mode twice, interleaved, so drift between them shows.
+    for (int round = 0; round < 2; ++round) {
+        for (auto f : {cuda::RowFusion::None, cuda::RowFusion::Swiglu, cuda::RowFusion::SwigluNormQkv,
+                       cuda::RowFusion::All})
+            for (auto pdl : {ProgrammaticLaunch::Off, ProgrammaticLaunch::Gemv})
+                modes.push_back({true, pdl, f});
+        modes.push_back({true, ProgrammaticLaunch::All, default_fusion});
+        if (round == 0) modes.push_back({false, ProgrammaticLaunch::All, default_fusion});
+    }
+    for (const Mode& mode : modes) {
+        gpu.set_use_graphs(mode.graphs);
+        cuda::set_programmatic_launch(mode.pdl);
+        cuda::set_row_fusion(mode.fusion);
         Sequence s;
         gpu.forward(s, random_tokens(depth), LogitsMode::Last, logits);
         int tok = 1;
@@ -455,12 +480,14 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps) {
             double(gpu.weight_bytes()) -
             double(V) * model.config.hidden_size * 2 * (model.config.tie_word_embeddings ? 0 : 1);
         fmt::print(
-            "decode at depth {} ({}, {}): {:.3f} ms/token, {:.1f} tok/s; weights read {:.2f} GB -> {:.2f} "
+            "decode at depth {} ({}, {}, {}): {:.3f} ms/token, {:.1f} tok/s; weights read {:.2f} GB -> "
+            "{:.2f} "
             "TB/s\n",
-            depth, graphs ? "CUDA graph" : "eager launches", mode_name(pdl), m, 1000 / m, weight_bytes / 1e9,
-            weight_bytes / m / 1e9);
+            depth, mode.graphs ? "CUDA graph" : "eager launches", mode_name(mode.pdl),
+            fusion_name(mode.fusion), m, 1000 / m, weight_bytes / 1e9, weight_bytes / m / 1e9);
         gpu.release(s);
     }
+    cuda::set_row_fusion(default_fusion);
     cuda::set_programmatic_launch(default_mode);
 }
 

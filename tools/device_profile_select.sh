@@ -4,7 +4,7 @@
 # Logs under $OUT: ncu_select.txt (sections), sass_select.csv (source page).
 set -uo pipefail
 . "$(dirname "$0")/device_env.sh"
-for k in page_select_kernel quest_score_kernel; do
+for k in ${KERNELS:-page_select_kernel quest_score_kernel}; do
     timeout 120 "$NCU" --clock-control none --set full --import-source no -k "regex:$k" --launch-skip 30 --launch-count 1 \
         -o "/tmp/rep_$k" -f .devcarry/cuda_bench attn --ctx 131072 --attn quest --budget 4096 >/dev/null 2>&1
     "$NCU" --import "/tmp/rep_$k.ncu-rep" --print-details all >"$OUT/ncu_$k.txt" 2>&1

@@ -1,10 +1,13 @@
 // Projections: the GEMV kernel (one row) and cuBLAS (several rows) against a double-precision CPU product,
-// with beta 0 (overwrite) and beta 1 (accumulate into the residual).
+// with beta 0 (overwrite) and beta 1 (accumulate into the residual); the GEMV's fused RMSNorm and SwiGLU
+// against the separate kernels (themselves checked against the CPU in test_elementwise_kernels.cpp).
 #include <gtest/gtest.h>
 
 #include "backend/cuda/linear.h"
 #include "gpu_test_util.h"
 #include "kernels/gemv.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/swiglu.h"
 
 namespace dsa::test {
 namespace {
@@ -57,6 +60,73 @@ TEST(GpuLinear, CublasMatchesCpu) {
         for (float beta : {0.0f, 1.0f})
             check_linear(rng, t, rng.integer(2, 70), rng.integer(1, 300), 256, beta);
     check_linear(rng, DType::BF16, 1, 33, 30, 0.0f);  // a row GEMV cannot take (60 bytes): cuBLAS
+}
+
+// Fused and separate must agree bit for bit: the fused forms promise the same arithmetic in the same order.
+TEST(GpuLinear, FusedNormAndSwigluAreBitIdenticalToSeparateKernels) {
+    DSA_REQUIRE_GPU();
+    Rng rng;
+    for (DType t : {DType::BF16, DType::F16, DType::F32})
+        for (int k : {96, 3584, 4096})
+            for (int variant = 0; variant < cuda::gemv_variants; ++variant) {
+                const int inter = rng.integer(1, 300), n = 2 * inter;
+                const size_t es = dtype_size(t);
+                const auto resid = rng.normals(static_cast<size_t>(k), 3.0f);
+                std::vector<float> gamma(static_cast<size_t>(k));
+                for (float& g : gamma) g = rng.uniform(0.5f, 1.5f);
+                const Typed w = make_typed(rng.normals(static_cast<size_t>(n) * k, 0.05f), t);
+                const auto y0 = rng.normals(static_cast<size_t>(n));
+                auto d_resid = to_device(resid);
+                auto d_gamma = to_device(gamma);
+                auto d_w = to_device(w.bytes);
+                auto d_xn = poisoned(static_cast<size_t>(k) * es);
+                auto d_y = to_device(y0), d_y_fused = to_device(y0);
+                auto d_act = poisoned(static_cast<size_t>(inter) * es);
+                auto d_act_fused = poisoned(static_cast<size_t>(inter) * es);
+                const float eps = 1e-5f;
+
+                // Separate: rmsnorm, gemv accumulating into y0 (beta 1), then gemv + swiglu.
+                cuda::rmsnorm(d_resid.as<float>(), d_gamma.as<float>(), d_xn.get(), t, 1, k, eps, nullptr);
+                cuda::GemvArgs a;
+                a.w = d_w.get();
+                a.x = d_xn.get();
+                a.y = d_y.as<float>();
+                a.beta = 1.0f;
+                a.n = n;
+                a.k = k;
+                a.dtype = t;
+                cuda::gemv(a, nullptr, variant);
+                auto d_gate_up = poisoned(static_cast<size_t>(n) * 4);
+                a.y = d_gate_up.as<float>();
+                a.beta = 0.0f;
+                cuda::gemv(a, nullptr, variant);
+                cuda::swiglu(d_gate_up.as<float>(), d_act.get(), t, 1, inter, nullptr);
+
+                // Fused: the norm in, and SwiGLU out.
+                cuda::GemvArgs f = a;
+                f.x = nullptr;
+                f.norm_in = d_resid.as<float>();
+                f.norm_weight = d_gamma.as<float>();
+                f.norm_eps = eps;
+                f.y = d_y_fused.as<float>();
+                f.beta = 1.0f;
+                ASSERT_TRUE(cuda::gemv_supported(k, t, true));
+                cuda::gemv(f, nullptr, variant);
+                f.y = nullptr;
+                f.beta = 0.0f;
+                f.swiglu_out = d_act_fused.get();
+                cuda::gemv(f, nullptr, variant);
+                CUDA_CHECK(cudaDeviceSynchronize());
+
+                const std::string what = std::string(dtype_name(t)) + " k " + std::to_string(k) + " n " +
+                                         std::to_string(n) + " variant " + std::to_string(variant);
+                EXPECT_EQ(from_device<uint32_t>(d_y_fused, y0.size()), from_device<uint32_t>(d_y, y0.size()))
+                    << "norm fused, " << what;
+                EXPECT_EQ(from_device<uint8_t>(d_act_fused, inter * es),
+                          from_device<uint8_t>(d_act, inter * es))
+                    << "norm and SwiGLU fused, " << what;
+                EXPECT_TRUE(all_finite(from_device_as_f32(d_act_fused, t, inter))) << what;
+            }
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "kernels/attention_input.h"
 #include "kernels/decode_attention.h"
 #include "kernels/embed.h"
+#include "kernels/gemv.h"
 #include "kernels/kv_metadata.h"
 #include "kernels/launch.h"
 #include "kernels/prefill_attention.h"
@@ -80,7 +81,8 @@ struct CudaBackend::Impl {
     const ModelConfig& cfg;
     cudaStream_t stream = stream_owner.stream;
     std::map<int, cudaGraphExec_t> graphs;                   // decode step per batch size
-    ProgrammaticLaunch graph_pdl = ProgrammaticLaunch::Off;  // the setting the graphs were captured with
+    ProgrammaticLaunch graph_pdl = ProgrammaticLaunch::Off;  // the settings the graphs were captured with
+    RowFusion graph_fusion = RowFusion::None;
     int sm_count = 0;
     std::unique_ptr<DeviceWeights> weights;
     std::unique_ptr<Linear> linear;
@@ -331,11 +333,35 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
     const float eps = static_cast<float>(cfg.rms_norm_eps);
     const KvCacheShape& ks = kv->shape();
     const bool decode_step = T == n_seq;
+    // One row: the GEMV kernel with the fusions row_fusion() names (bit-identical to the separate kernels;
+    // each removes a launch per layer); several rows keep the separate kernels around cuBLAS.
+    const bool one_row = T == 1 && gemv_supported(H, dt, true);
+    const RowFusion fusion = row_fusion();
+    const bool fuse_swiglu = one_row && fusion != RowFusion::None;
+    const bool norm_qkv = one_row && (fusion == RowFusion::SwigluNormQkv || fusion == RowFusion::All);
+    const bool norm_mlp = one_row && fusion == RowFusion::All;
+    auto norm_row = [&](const float* norm_weight) {
+        GemvArgs a;
+        a.norm_in = resid.as<float>();
+        a.norm_weight = norm_weight;
+        a.norm_eps = eps;
+        a.k = H;
+        a.dtype = dt;
+        return a;
+    };
     embed_tokens(step_ptr(at.tokens), weights->embed(), dt, resid.as<float>(), T, H, stream);
     for (int l = 0; l < cfg.n_layers; ++l) {
         const DeviceLayer& w = weights->layers()[static_cast<size_t>(l)];
-        rmsnorm(resid.as<float>(), w.attn_norm, xn.get(), dt, T, H, eps, stream);
-        (*linear)(xn.get(), w.wqkv, dt, qkv.as<float>(), T, qkv_dim, H, 0.0f);
+        if (norm_qkv) {  // RMSNorm inside the q/k/v GEMV
+            GemvArgs a = norm_row(w.attn_norm);
+            a.w = w.wqkv;
+            a.y = qkv.as<float>();
+            a.n = qkv_dim;
+            linear->row(a);
+        } else {
+            rmsnorm(resid.as<float>(), w.attn_norm, xn.get(), dt, T, H, eps, stream);
+            (*linear)(xn.get(), w.wqkv, dt, qkv.as<float>(), T, qkv_dim, H, 0.0f);
+        }
 
         AttentionInputParams ai;
         ai.qkv = qkv.as<float>();
@@ -405,9 +431,25 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
         }
         (*linear)(attn.get(), w.wo, dt, resid.as<float>(), T, H, Qd, 1.0f);
 
-        rmsnorm(resid.as<float>(), w.mlp_norm, xn.get(), dt, T, H, eps, stream);
-        (*linear)(xn.get(), w.w_gate_up, dt, gate_up.as<float>(), T, 2 * I, H, 0.0f);
-        swiglu(gate_up.as<float>(), act.get(), dt, T, I, stream);
+        if (fuse_swiglu) {  // SwiGLU in the gate/up GEMV's epilogue, and maybe RMSNorm in its prologue
+            GemvArgs a;
+            if (norm_mlp) {
+                a = norm_row(w.mlp_norm);
+            } else {
+                rmsnorm(resid.as<float>(), w.mlp_norm, xn.get(), dt, T, H, eps, stream);
+                a.x = xn.get();
+                a.k = H;
+                a.dtype = dt;
+            }
+            a.w = w.w_gate_up;
+            a.swiglu_out = act.get();
+            a.n = 2 * I;
+            linear->row(a);
+        } else {
+            rmsnorm(resid.as<float>(), w.mlp_norm, xn.get(), dt, T, H, eps, stream);
+            (*linear)(xn.get(), w.w_gate_up, dt, gate_up.as<float>(), T, 2 * I, H, 0.0f);
+            swiglu(gate_up.as<float>(), act.get(), dt, T, I, stream);
+        }
         (*linear)(act.get(), w.w_down, dt, resid.as<float>(), T, H, I, 1.0f);
     }
 }
@@ -505,8 +547,9 @@ void CudaBackend::Impl::decode(int n_seq) {
         decode_body(n_seq);
         return;
     }
-    if (graph_pdl != programmatic_launch()) destroy_graphs();
+    if (graph_pdl != programmatic_launch() || graph_fusion != row_fusion()) destroy_graphs();
     graph_pdl = programmatic_launch();
+    graph_fusion = row_fusion();
     const auto it = graphs.find(n_seq);
     if (it != graphs.end()) {
         CUDA_CHECK(cudaGraphLaunch(it->second, stream));

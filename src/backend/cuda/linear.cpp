@@ -24,9 +24,18 @@ cudaDataType_t cuda_type(DType t) {
     return CUDA_R_32F;
 }
 
+RowFusion g_row_fusion = RowFusion::SwigluNormQkv;  // the fastest measured (docs/perf.md)
+
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLAS's recommendation for Hopper
 
 }  // namespace
+
+void set_row_fusion(RowFusion mode) {
+    g_row_fusion = mode;
+}
+RowFusion row_fusion() {
+    return g_row_fusion;
+}
 
 Linear::Linear(cudaStream_t stream) : stream_(stream), workspace_(kWorkspaceBytes, "cuBLAS workspace") {
     check(cublasCreate(&handle_), "cublasCreate");
@@ -42,8 +51,15 @@ void Linear::operator()(const void* x, const void* w, DType dtype, float* y, int
                         float beta) {
     if (m == 0 || n == 0) return;
     if (m == 1 && gemv_supported(k, dtype)) {
-        const auto it = gemv_variant_.find({n, k});
-        gemv(w, x, dtype, y, n, k, beta, stream_, it == gemv_variant_.end() ? 0 : it->second);
+        GemvArgs a;
+        a.w = w;
+        a.x = x;
+        a.y = y;
+        a.beta = beta;
+        a.n = n;
+        a.k = k;
+        a.dtype = dtype;
+        row(a);
         return;
     }
     // cuBLAS is column-major: row-major y[m][n] is C = y^T (n x m, ldc n), w[n][k] is a column-major k x n
@@ -55,18 +71,32 @@ void Linear::operator()(const void* x, const void* w, DType dtype, float* y, int
           "cublasGemmEx");
 }
 
+void Linear::row(const GemvArgs& a) {
+    const auto it = gemv_variant_.find({a.n, a.k});
+    gemv(a, stream_, it == gemv_variant_.end() ? 0 : it->second);
+}
+
 void Linear::tune_gemv(const std::vector<const void*>& weights, const void* x, DType dtype, float* scratch_y,
                        int n, int k) {
     if (!gemv_supported(k, dtype) || weights.empty()) return;
     cudaEvent_t e0, e1;
     CUDA_CHECK(cudaEventCreate(&e0));
     CUDA_CHECK(cudaEventCreate(&e1));
+    GemvArgs a;
+    a.x = x;
+    a.y = scratch_y;
+    a.n = n;
+    a.k = k;
+    a.dtype = dtype;
     int best = 0;
     float best_ms = 0.0f;
     for (int round = 0; round < 2; ++round) {  // round 0 warms up (module load, clocks)
         for (int v = 0; v < gemv_variants; ++v) {
             CUDA_CHECK(cudaEventRecord(e0, stream_));
-            for (const void* w : weights) gemv(w, x, dtype, scratch_y, n, k, 0.0f, stream_, v);
+            for (const void* w : weights) {
+                a.w = w;
+                gemv(a, stream_, v);
+            }
             CUDA_CHECK(cudaEventRecord(e1, stream_));
             CUDA_CHECK(cudaEventSynchronize(e1));
             float ms = 0.0f;

@@ -10,9 +10,19 @@
 #include <vector>
 
 #include "backend/cuda/device_buffer.h"
+#include "kernels/gemv.h"
 #include "util/dtype.h"
 
 namespace dsa::cuda {
+
+// Which of the GEMV's fusions (gemv.h) the one-row decode step uses: none; SwiGLU in the gate/up GEMV's
+// epilogue; that and RMSNorm in the q/k/v GEMV (the default: 5.16-5.19 ms per step at 4K against 5.24-5.26
+// unfused); or RMSNorm in both q/k/v and gate/up (slower: gate/up's 1792 blocks run in ~4.5 waves and each
+// block recomputes the norm, 5.29 ms, 6.2 ms with PDL). `cuda_bench model` measures every mode (docs/perf.md,
+// "Decode step").
+enum class RowFusion { None, Swiglu, SwigluNormQkv, All };
+void set_row_fusion(RowFusion mode);
+RowFusion row_fusion();
 
 class Linear {
 public:
@@ -23,6 +33,10 @@ public:
 
     // x: [m][k] in `dtype`.  w: [n][k] in `dtype`.  y: [m][n] fp32.
     void operator()(const void* x, const void* w, DType dtype, float* y, int m, int n, int k, float beta);
+
+    // One row through the GEMV kernel with the variant tuned for (a.n, a.k), fusions included (gemv.h):
+    // the decode step of one sequence. Precondition: gemv_supported(a.k, a.dtype, a.norm_in != nullptr).
+    void row(const GemvArgs& a);
 
     // Times every GEMV variant on `weights` (one [n][k] matrix per layer, run in turn so the timing reads
     // memory, not L2) and uses the fastest for this shape from now on. x: [k], scratch_y: [n].
