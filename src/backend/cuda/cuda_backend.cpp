@@ -432,14 +432,11 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
         (*linear)(attn.get(), w.wo, dt, resid.as<float>(), T, H, Qd, 1.0f);
 
         if (fuse_swiglu) {  // SwiGLU in the gate/up GEMV's epilogue, and maybe RMSNorm in its prologue
-            GemvArgs a;
-            if (norm_mlp) {
-                a = norm_row(w.mlp_norm);
-            } else {
-                rmsnorm(resid.as<float>(), w.mlp_norm, xn.get(), dt, T, H, eps, stream);
+            if (!norm_mlp) rmsnorm(resid.as<float>(), w.mlp_norm, xn.get(), dt, T, H, eps, stream);
+            GemvArgs a = norm_row(w.mlp_norm);
+            if (!norm_mlp) {  // x is the norm just written
+                a.norm_in = nullptr;
                 a.x = xn.get();
-                a.k = H;
-                a.dtype = dt;
             }
             a.w = w.w_gate_up;
             a.swiglu_out = act.get();

@@ -26,6 +26,19 @@ cudaDataType_t cuda_type(DType t) {
 
 RowFusion g_row_fusion = RowFusion::SwigluNormQkv;  // the fastest measured (docs/perf.md)
 
+// y = beta y + W x for one row, no fusions.
+GemvArgs plain_row(const void* w, const void* x, DType dtype, float* y, int n, int k, float beta) {
+    GemvArgs a;
+    a.w = w;
+    a.x = x;
+    a.y = y;
+    a.beta = beta;
+    a.n = n;
+    a.k = k;
+    a.dtype = dtype;
+    return a;
+}
+
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLAS's recommendation for Hopper
 
 }  // namespace
@@ -51,15 +64,7 @@ void Linear::operator()(const void* x, const void* w, DType dtype, float* y, int
                         float beta) {
     if (m == 0 || n == 0) return;
     if (m == 1 && gemv_supported(k, dtype)) {
-        GemvArgs a;
-        a.w = w;
-        a.x = x;
-        a.y = y;
-        a.beta = beta;
-        a.n = n;
-        a.k = k;
-        a.dtype = dtype;
-        row(a);
+        row(plain_row(w, x, dtype, y, n, k, beta));
         return;
     }
     // cuBLAS is column-major: row-major y[m][n] is C = y^T (n x m, ldc n), w[n][k] is a column-major k x n
@@ -82,12 +87,7 @@ void Linear::tune_gemv(const std::vector<const void*>& weights, const void* x, D
     cudaEvent_t e0, e1;
     CUDA_CHECK(cudaEventCreate(&e0));
     CUDA_CHECK(cudaEventCreate(&e1));
-    GemvArgs a;
-    a.x = x;
-    a.y = scratch_y;
-    a.n = n;
-    a.k = k;
-    a.dtype = dtype;
+    GemvArgs a = plain_row(nullptr, x, dtype, scratch_y, n, k, 0.0f);
     int best = 0;
     float best_ms = 0.0f;
     for (int round = 0; round < 2; ++round) {  // round 0 warms up (module load, clocks)
