@@ -1,10 +1,10 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "kernels/attention_input.cuh"
 #include "kernels/attention_input.h"
 #include "kernels/common.cuh"
 #include "kernels/launch.cuh"
-#include "kernels/rope.cuh"
 
 namespace dsa::cuda {
 
@@ -58,56 +58,16 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(At
 #pragma unroll
     for (int u = 0; u < kMaxPairsPerLane; ++u) {
         const int i = lane + 32 * u;
-        if (i < half) rope_rotate(x0[u], x1[u], pos, p.inv_freq[i], p.rope_scaling);
+        if (i < half) finish_attention_input_pair(p, t, h, i, x0[u], x1[u], pos, block_table);
     }
-
-    bf16* dst;
-    if (is_q) {
-        dst = reinterpret_cast<bf16*>(p.q_out) + (static_cast<size_t>(t) * p.n_heads + h) * D;
-    } else {
-        const int kvh = h - p.n_heads;
-        const int page = block_table[pos / p.page_size];
-        const size_t off =
-            ((static_cast<size_t>(page) * p.n_kv_heads + kvh) * p.page_size + pos % p.page_size) * D;
-        dst = reinterpret_cast<bf16*>(p.k_pool) + off;
-        // V: bias only, no norm, no rotation.
-        const float* vsrc = src + static_cast<size_t>(p.n_kv_heads) * D;
-        const float* vbias = bias ? bias + static_cast<size_t>(p.n_kv_heads) * D : nullptr;
-        bf16* vdst = reinterpret_cast<bf16*>(p.v_pool) + off;
-        for (int i = lane; i < D; i += 32) vdst[i] = __float2bfloat16_rn(vsrc[i] + (vbias ? vbias[i] : 0.0f));
-    }
-#pragma unroll
-    for (int u = 0; u < kMaxPairsPerLane; ++u) {
-        const int i = lane + 32 * u;
-        if (i < half) {
-            dst[i] = __float2bfloat16_rn(x0[u]);
-            dst[i + half] = __float2bfloat16_rn(x1[u]);
-        }
-    }
-    if (is_q || p.kminmax == nullptr) return;
-    // One token per sequence: the metadata update of kv_metadata.h for slot `slot` alone (no other warp
-    // touches this page and head), from the rounded keys. v is a
-    // bf16 value, and so is the min or max of bf16 values: the bounds round-trip through bf16 exactly.
-    const int kvh = h - p.n_heads, slot = pos % p.page_size;
-    const size_t mi = static_cast<size_t>(block_table[pos / p.page_size]) * p.n_kv_heads + kvh;
-    bf16* kmin = reinterpret_cast<bf16*>(p.kminmax) + mi * 2 * D;  // [D], followed by kmax [D]
-    bf16* kmax = kmin + D;
-    float* ksum = p.ksum + mi * D;  // [D]
-    auto update = [&](int i, float key) {
-        const float v = __bfloat162float(__float2bfloat16_rn(key));
-        kmin[i] = __float2bfloat16_rn(slot == 0 ? v : fminf(__bfloat162float(kmin[i]), v));
-        kmax[i] = __float2bfloat16_rn(slot == 0 ? v : fmaxf(__bfloat162float(kmax[i]), v));
-        ksum[i] = slot == 0 ? v : ksum[i] + v;
-    };
-#pragma unroll
-    for (int u = 0; u < kMaxPairsPerLane; ++u) {
-        const int i = lane + 32 * u;
-        if (i < half) {
-            update(i, x0[u]);
-            update(i + half, x1[u]);
-        }
-    }
-    if (lane == 0) p.count[mi] = slot + 1;
+    if (is_q) return;
+    // V of the same KV head: bias only, no norm, no rotation.
+    const int vh = h + p.n_kv_heads;
+    const float* vsrc = src + static_cast<size_t>(p.n_kv_heads) * D;
+    const float* vbias = bias ? bias + static_cast<size_t>(p.n_kv_heads) * D : nullptr;
+    for (int i = lane; i < half; i += 32)
+        finish_attention_input_pair(p, t, vh, i, vsrc[i] + (vbias ? vbias[i] : 0.0f),
+                                    vsrc[i + half] + (vbias ? vbias[i + half] : 0.0f), pos, block_table);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
+#include <algorithm>
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "kernels/attention_input.cuh"
 #include "kernels/common.cuh"
 #include "kernels/gemv.h"
 #include "kernels/launch.cuh"
@@ -42,25 +44,84 @@ __device__ __forceinline__ float dot16(const Vec16<float>& a, const Vec16<float>
     return a.v[0] * b.v[0] + a.v[1] * b.v[1] + a.v[2] * b.v[2] + a.v[3] * b.v[3];
 }
 
-// Warp w of block b owns kRowsPerWarp rows: (b * kWarps + w) * kRowsPerWarp + [0, kRowsPerWarp), or with
-// kSwiglu the pair (b * kWarps + w, n / 2 + b * kWarps + w).
-template <typename T, int kRowsPerWarp, int kUnroll, int kMinBlocks, bool kNormIn, bool kSwiglu>
+// What a warp does with its rows' sums: store them into y (beta), that and the argmax over y, or with a row
+// pair, the SwiGLU of (gate, up) = rows (i, n/2 + i), or attention_input's end of the rotation pair
+// (h D + j, h D + j + D/2).
+enum class Epilogue { Store, Argmax, Swiglu, AttentionInput };
+
+// (value, index) as one integer whose unsigned order is "larger value, then lower index"; 0 is below every
+// real candidate. -0 counts as +0 (equal values tie) and NaN is never a candidate, as in argmax.cu.
+__device__ __forceinline__ unsigned long long argmax_key(float v, int index) {
+    if (v != v) return 0;
+    uint32_t u = __float_as_uint(v == 0.0f ? 0.0f : v);
+    u = (u & 0x80000000u) ? ~u : u | 0x80000000u;
+    return (static_cast<unsigned long long>(u) << 32) | (0xffffffffu - static_cast<uint32_t>(index));
+}
+constexpr int kMaxBlocksPerSm = 8;  // 2048 threads per multiprocessor / 256: the persistent grid's bound
+
+// The block's winner into argmax_scratch's slot of this block; the last block to arrive merges every block's
+// winner (in a fixed order: the result does not depend on arrival) and resets the ticket.
+// argmax_scratch: the ticket (8 bytes), then one key per block (at most kMaxBlocksPerSm * SMs).
+__device__ __forceinline__ void merge_argmax(const GemvArgs& a, unsigned long long best) {
+    __shared__ unsigned long long warp_best[kWarps];
+    __shared__ bool last;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    auto* ticket = static_cast<unsigned int*>(a.argmax_scratch);
+    auto* keys = static_cast<unsigned long long*>(a.argmax_scratch) + 1;
+    if (lane == 0) warp_best[warp] = best;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < kWarps; ++w) best = max(best, warp_best[w]);
+        keys[blockIdx.x] = max(best, warp_best[0]);
+        __threadfence();  // the key is visible device-wide before the block is counted
+        last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+        if (last) *ticket = 0;  // every block has arrived: ready for the next launch
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    best = 0;
+    for (int b = threadIdx.x; b < gridDim.x; b += blockDim.x) best = max(best, __ldcg(keys + b));
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) best = max(best, __shfl_xor_sync(0xffffffffu, best, o));
+    __syncthreads();
+    if (lane == 0) warp_best[warp] = best;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 0; w < kWarps; ++w) best = max(best, warp_best[w]);
+        a.argmax_out[0] = best == 0 ? 0 : static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(best));
+    }
+}
+
+// Warp item wi (warp w of block b, then every gridDim.x * kWarps items after it) owns kRowsPerWarp rows:
+// wi * kRowsPerWarp + [0, kRowsPerWarp), or the pair of its epilogue.
+template <typename T, int kRowsPerWarp, int kUnroll, int kMinBlocks, bool kNormIn, Epilogue kEpi>
 __global__ void __launch_bounds__(kWarps * 32, kMinBlocks) gemv_kernel(const GemvArgs a) {
-    static_assert(!kSwiglu || kRowsPerWarp == 2);
+    static_assert(kEpi == Epilogue::Store || kEpi == Epilogue::Argmax || kRowsPerWarp == 2);
+    constexpr bool kStore = kEpi == Epilogue::Store || kEpi == Epilogue::Argmax;
     using V = Vec16<T>;
     extern __shared__ __align__(16) unsigned char gemv_smem[];
     const int lane = threadIdx.x % 32, n = a.n, k = a.k;
-    const int wi = blockIdx.x * kWarps + threadIdx.x / 32;
-    const int half = n / 2;
-    auto row_of = [&](int r) { return kSwiglu ? wi + r * half : wi * kRowsPerWarp + r; };
-    const bool active = kSwiglu ? wi < half : row_of(0) < n;
-    if (!kNormIn && !active) return;  // with kNormIn every warp takes part in the block's norm
+    const int half = n / 2, head_half = a.attention.head_dim / 2;
+    const int items = kStore ? (n + kRowsPerWarp - 1) / kRowsPerWarp : half;
+    const int stride = gridDim.x * kWarps;
+    int wi = blockIdx.x * kWarps + threadIdx.x / 32;
+    auto row_of = [&](int item, int r) {
+        if constexpr (kEpi == Epilogue::Swiglu) return item + r * half;
+        if constexpr (kEpi == Epilogue::AttentionInput)
+            return (item / head_half) * 2 * head_half + item % head_half + r * head_half;
+        return item * kRowsPerWarp + r;
+    };
+    // With kNormIn every warp takes part in the block's norm, with Argmax in the block's winner.
+    if (!kNormIn && kEpi != Epilogue::Argmax && wi >= items) return;
     const int nvec = k / V::N;
     const V* wv[kRowsPerWarp];
+    auto set_rows = [&] {
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r)
-        wv[r] = reinterpret_cast<const V*>(static_cast<const T*>(a.w) +
-                                           static_cast<size_t>(min(row_of(r), n - 1)) * k);
+        for (int r = 0; r < kRowsPerWarp; ++r)
+            wv[r] = reinterpret_cast<const V*>(static_cast<const T*>(a.w) +
+                                               static_cast<size_t>(min(row_of(wi, r), n - 1)) * k);
+    };
     V b[kRowsPerWarp][kUnroll];
     auto load_w = [&](int base) {
 #pragma unroll
@@ -77,6 +138,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks) gemv_kernel(const Gem
     };
     // The first weights are requested before waiting for the kernel that writes x (and y): under
     // ProgrammaticLaunch::Gemv this block may run while that kernel finishes.
+    set_rows();
     load_w(lane);
     pdl_begin();
 
@@ -91,71 +153,116 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks) gemv_kernel(const Gem
 #pragma unroll 8
         for (int i = threadIdx.x; i < k; i += blockDim.x) xs[i] = from_f32<T>(in[i] * inv * a.norm_weight[i]);
         __syncthreads();
-        if (!active) return;
         xv = reinterpret_cast<const V*>(xs);
     }
 
-    float acc[kRowsPerWarp] = {};
-    for (int base = lane; base < nvec; base += 32 * kUnroll) {
-        V x[kUnroll];
-        if (base != lane) load_w(base);
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-            if (base + 32 * u < nvec) x[u] = xv[base + 32 * u];
+    unsigned long long best = 0;  // Argmax: this warp's winner so far
+    for (bool first = true; wi < items; wi += stride, first = false) {
+        if (!first) {
+            set_rows();
+            load_w(lane);
         }
+        float acc[kRowsPerWarp] = {};
+        for (int base = lane; base < nvec; base += 32 * kUnroll) {
+            V x[kUnroll];
+            if (base != lane) load_w(base);
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-            if (base + 32 * u < nvec) {
+            for (int u = 0; u < kUnroll; ++u) {
+                if (base + 32 * u < nvec) x[u] = xv[base + 32 * u];
+            }
 #pragma unroll
-                for (int r = 0; r < kRowsPerWarp; ++r) acc[r] += dot16(b[r][u], x[u]);
+            for (int u = 0; u < kUnroll; ++u) {
+                if (base + 32 * u < nvec) {
+#pragma unroll
+                    for (int r = 0; r < kRowsPerWarp; ++r) acc[r] += dot16(b[r][u], x[u]);
+                }
+            }
+        }
+        float s[kRowsPerWarp];
+#pragma unroll
+        for (int r = 0; r < kRowsPerWarp; ++r) s[r] = warp_sum(acc[r]);
+        if constexpr (kEpi == Epilogue::Argmax) {
+#pragma unroll
+            for (int r = 0; r < kRowsPerWarp; ++r) {
+                const int row = row_of(wi, r);
+                const float v = a.beta == 0.0f ? s[r] : a.beta * a.y[row < n ? row : 0] + s[r];
+                if (row < n) best = max(best, argmax_key(v, row));
+            }
+        }
+        if (lane != 0) continue;
+        if constexpr (kEpi == Epilogue::Swiglu) {
+            const float g = s[0], u = s[1];  // swiglu_kernel's arithmetic
+            static_cast<T*>(a.swiglu_out)[wi] = from_f32<T>(g / (1.0f + expf(-g)) * u);
+        } else if constexpr (kEpi == Epilogue::AttentionInput) {
+            const AttentionInputParams& p = a.attention;  // attention_input_kernel's arithmetic
+            const int r0 = row_of(wi, 0), r1 = row_of(wi, 1);
+            finish_attention_input_pair(p, 0, wi / head_half, wi % head_half,
+                                        s[0] + (p.bias ? p.bias[r0] : 0.0f),
+                                        s[1] + (p.bias ? p.bias[r1] : 0.0f), p.start_pos[0], p.block_tables);
+        } else {
+#pragma unroll
+            for (int r = 0; r < kRowsPerWarp; ++r) {
+                const int row = row_of(wi, r);
+                if (row < n) a.y[row] = a.beta == 0.0f ? s[r] : a.beta * a.y[row] + s[r];
             }
         }
     }
-    float s[kRowsPerWarp];
-#pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) s[r] = warp_sum(acc[r]);
-    if (lane != 0) return;
-    if constexpr (kSwiglu) {
-        const float g = s[0], u = s[1];  // swiglu_kernel's arithmetic
-        static_cast<T*>(a.swiglu_out)[wi] = from_f32<T>(g / (1.0f + expf(-g)) * u);
-    } else {
-#pragma unroll
-        for (int r = 0; r < kRowsPerWarp; ++r) {
-            const int row = row_of(r);
-            if (row < n) a.y[row] = a.beta == 0.0f ? s[r] : a.beta * a.y[row] + s[r];
-        }
-    }
+    if constexpr (kEpi == Epilogue::Argmax) merge_argmax(a, best);
 }
 
-template <typename T, int kRowsPerWarp, int kUnroll, int kMinBlocks, bool kNormIn, bool kSwiglu>
-void launch(const GemvArgs& a, cudaStream_t stream) {
-    const int warps = kSwiglu ? a.n / 2 : (a.n + kRowsPerWarp - 1) / kRowsPerWarp;
+int multiprocessors() {
+    static const int n = [] {
+        int device = 0, count = 0;
+        CUDA_CHECK(cudaGetDevice(&device));
+        CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+        return count;
+    }();
+    return n;
+}
+
+template <typename T, int kRowsPerWarp, int kUnroll, int kMinBlocks, bool kNormIn, Epilogue kEpi>
+void launch(const GemvArgs& a, bool persistent, cudaStream_t stream) {
+    const auto kernel = gemv_kernel<T, kRowsPerWarp, kUnroll, kMinBlocks, kNormIn, kEpi>;
+    constexpr bool kStore = kEpi == Epilogue::Store || kEpi == Epilogue::Argmax;
+    const int warps = kStore ? (a.n + kRowsPerWarp - 1) / kRowsPerWarp : a.n / 2;
     const size_t smem = kNormIn ? static_cast<size_t>(a.k) * sizeof(T) : 0;
-    launch_kernel_as(true, gemv_kernel<T, kRowsPerWarp, kUnroll, kMinBlocks, kNormIn, kSwiglu>,
-                     dim3((warps + kWarps - 1) / kWarps), dim3(kWarps * 32), smem, stream, a);
+    int blocks = (warps + kWarps - 1) / kWarps;
+    if (persistent || kNormIn || kEpi == Epilogue::Argmax) {  // one wave: the blocks resident at once
+        int per_sm = 0;
+        CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem));
+        blocks = std::min(blocks, std::clamp(per_sm, 1, kMaxBlocksPerSm) * multiprocessors());
+    }
+    launch_kernel_as(true, kernel, dim3(blocks), dim3(kWarps * 32), smem, stream, a);
+}
+
+template <typename T, int kRowsPerWarp, int kUnroll, int kMinBlocks, Epilogue kEpi>
+void launch_norm(const GemvArgs& a, bool persistent, cudaStream_t stream) {
+    if (a.norm_in)
+        launch<T, kRowsPerWarp, kUnroll, kMinBlocks, true, kEpi>(a, persistent, stream);
+    else
+        launch<T, kRowsPerWarp, kUnroll, kMinBlocks, false, kEpi>(a, persistent, stream);
 }
 
 template <typename T, int kRowsPerWarp, int kUnroll, int kMinBlocks = 1>
-void launch_fused(const GemvArgs& a, cudaStream_t stream) {
-    const bool norm = a.norm_in != nullptr;
+void launch_fused(const GemvArgs& a, bool persistent, cudaStream_t stream) {
     if constexpr (kRowsPerWarp == 2) {
-        if (a.swiglu_out) {
-            if (norm)
-                launch<T, 2, kUnroll, kMinBlocks, true, true>(a, stream);
-            else
-                launch<T, 2, kUnroll, kMinBlocks, false, true>(a, stream);
-            return;
-        }
+        if (a.swiglu_out)
+            return launch_norm<T, 2, kUnroll, kMinBlocks, Epilogue::Swiglu>(a, persistent, stream);
+        if (a.to_attention_input)
+            return launch_norm<T, 2, kUnroll, kMinBlocks, Epilogue::AttentionInput>(a, persistent, stream);
     }
-    if (norm)
-        launch<T, kRowsPerWarp, kUnroll, kMinBlocks, true, false>(a, stream);
-    else
-        launch<T, kRowsPerWarp, kUnroll, kMinBlocks, false, false>(a, stream);
+    if (a.argmax_out)
+        return launch_norm<T, kRowsPerWarp, kUnroll, kMinBlocks, Epilogue::Argmax>(a, persistent, stream);
+    launch_norm<T, kRowsPerWarp, kUnroll, kMinBlocks, Epilogue::Store>(a, persistent, stream);
 }
 
 constexpr size_t kMaxNormBytes = 48 * 1024;  // x in shared memory without an opt-in attribute
 
 }  // namespace
+
+size_t gemv_argmax_scratch_bytes() {
+    return static_cast<size_t>(kMaxBlocksPerSm) * multiprocessors() * 8 + 8;
+}
 
 bool gemv_supported(int k, DType dtype, bool norm_in) {
     const size_t bytes = static_cast<size_t>(k) * dtype_size(dtype);
@@ -169,20 +276,33 @@ void gemv(const GemvArgs& a, cudaStream_t stream, int variant) {
                     " is not a whole number of 16-byte vectors (or, with the norm fused, over 48 KB)");
     if (a.swiglu_out && a.n % 2 != 0)
         throw_error("CUDA gemv: SwiGLU needs an even number of rows, got " + std::to_string(a.n));
-    if (a.swiglu_out && variant == 2) variant = 0;  // one row per warp cannot pair gate and up
+    if (a.to_attention_input) {
+        const AttentionInputParams& p = a.attention;
+        if (p.n_tokens != 1 || p.n_seq != 1 || p.q_norm || p.k_norm || p.head_dim % 2 != 0 ||
+            a.n != (p.n_heads + 2 * p.n_kv_heads) * p.head_dim || a.swiglu_out)
+            throw_error("CUDA gemv: the attention-input epilogue needs one token, no q/k norm and n = " +
+                        std::to_string((p.n_heads + 2 * p.n_kv_heads) * p.head_dim) + " rows, got " +
+                        std::to_string(a.n));
+    }
+    if (a.argmax_out &&
+        (a.argmax_scratch == nullptr || a.swiglu_out || a.to_attention_input || a.y == nullptr))
+        throw_error("CUDA gemv: the argmax epilogue needs y, its scratch, and no other epilogue");
+    const bool persistent = variant >= 4;
+    variant %= 4;
+    if ((a.swiglu_out || a.to_attention_input) && variant == 2) variant = 0;  // one row per warp: no pair
     DSA_DISPATCH_DTYPE(
         a.dtype, switch (variant) {
             case 1:
-                launch_fused<T, 2, 4, 1>(a, stream);
+                launch_fused<T, 2, 4, 1>(a, persistent, stream);
                 break;
             case 2:
-                launch_fused<T, 1, 4, 4>(a, stream);
+                launch_fused<T, 1, 4, 4>(a, persistent, stream);
                 break;
             case 3:
-                launch_fused<T, 2, 2, 4>(a, stream);
+                launch_fused<T, 2, 2, 4>(a, persistent, stream);
                 break;
             default:
-                launch_fused<T, 2, 4, 3>(a, stream);
+                launch_fused<T, 2, 4, 3>(a, persistent, stream);
                 break;
         });
     CUDA_CHECK_LAUNCH();

@@ -8,14 +8,17 @@
 //   cuda_bench prefill-attn [--ctx 32768]   one layer of causal prefill attention (32/8 heads, d 128)
 //   cuda_bench model [--shape models/shapes/llama-3.1-8b.json] [--prefill 32768] [--depth 4096] [--steps 128]
 //       random-weight model: prefill tok/s of one prompt, then greedy decode tok/s at a context depth,
-//       with and without the decode CUDA graph
+//       with and without the decode CUDA graph, in every fusion and programmatic-launch mode;
+//       --profile-steps N: the default mode only, N steps bracketed for `ncu --profile-from-start off`
 // Times are medians of repetitions after warm-up, with device events (attn, copy) or the host clock around
 // calls that end in a stream sync (model).
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <map>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -395,7 +398,9 @@ void bench_prefill_attention(int ctx) {
     CUDA_CHECK(cudaStreamDestroy(s));
 }
 
-void bench_model(const std::string& shape, int prefill, int depth, int steps) {
+// profile_steps > 0: the default mode only, its first profile_steps timed steps between cudaProfilerStart and
+// cudaProfilerStop (for `ncu --profile-from-start off`: every kernel of those decode steps and nothing else).
+void bench_model(const std::string& shape, int prefill, int depth, int steps, int profile_steps) {
     double t0 = now_ms();
     const Model model = make_random_model(shape, 0);
     fmt::print("{}: random weights built in {:.1f} s ({:.2f} GB)\n", shape, (now_ms() - t0) / 1000,
@@ -441,10 +446,12 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps) {
     const ProgrammaticLaunch default_mode = cuda::programmatic_launch();
     const cuda::RowFusion default_fusion = cuda::row_fusion();
     const auto fusion_name = [](cuda::RowFusion f) {
-        return f == cuda::RowFusion::None            ? "no fusion"
-               : f == cuda::RowFusion::Swiglu        ? "SwiGLU fused"
-               : f == cuda::RowFusion::SwigluNormQkv ? "SwiGLU + q/k/v norm fused"
-                                                     : "SwiGLU + both norms fused";
+        return f == cuda::RowFusion::None             ? "no fusion"
+               : f == cuda::RowFusion::Swiglu         ? "SwiGLU fused"
+               : f == cuda::RowFusion::NormQkv        ? "SwiGLU + q/k/v norm fused"
+               : f == cuda::RowFusion::AttentionInput ? "SwiGLU + q/k/v norm + attention input fused"
+               : f == cuda::RowFusion::LmHead         ? "+ LM-head norm and argmax fused"
+                                                      : "+ LM-head fusions + MLP norm fused";
     };
     struct Mode {
         bool graphs;
@@ -452,10 +459,11 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps) {
         cuda::RowFusion fusion;
     };
     std::vector<Mode> modes;
+    if (profile_steps > 0) modes.push_back({true, default_mode, default_fusion});
     // Each mode twice, interleaved, so drift between them shows.
-    for (int round = 0; round < 2; ++round) {
-        for (auto f : {cuda::RowFusion::None, cuda::RowFusion::Swiglu, cuda::RowFusion::SwigluNormQkv,
-                       cuda::RowFusion::All})
+    for (int round = 0; round < (profile_steps > 0 ? 0 : 2); ++round) {
+        for (auto f : {cuda::RowFusion::None, cuda::RowFusion::Swiglu, cuda::RowFusion::NormQkv,
+                       cuda::RowFusion::AttentionInput, cuda::RowFusion::LmHead, cuda::RowFusion::All})
             for (auto pdl : {ProgrammaticLaunch::Off, ProgrammaticLaunch::Gemv})
                 modes.push_back({true, pdl, f});
         modes.push_back({true, ProgrammaticLaunch::All, default_fusion});
@@ -471,9 +479,11 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps) {
         for (int i = 0; i < 8; ++i) tok = gpu.forward_greedy(s, tok);
         std::vector<double> ms;
         for (int i = 0; i < steps; ++i) {
+            if (i == 0 && profile_steps > 0) CUDA_CHECK(cudaProfilerStart());
             const double a = now_ms();
             tok = gpu.forward_greedy(s, tok);
             ms.push_back(now_ms() - a);
+            if (i + 1 == profile_steps) CUDA_CHECK(cudaProfilerStop());
         }
         const double m = median(ms);
         const double weight_bytes =
@@ -523,6 +533,16 @@ int main(int argc, char** argv) {
     model->add_option("--prefill", prefill);
     model->add_option("--depth", depth);
     model->add_option("--steps", steps);
+    int profile_steps = 0;
+    model->add_option("--profile-steps", profile_steps,
+                      "default mode only; its first N steps between cudaProfilerStart/Stop (ncu)");
+    cuda::RowFusion fusion = cuda::row_fusion();
+    const std::map<std::string, cuda::RowFusion> fusions{
+        {"none", cuda::RowFusion::None},        {"swiglu", cuda::RowFusion::Swiglu},
+        {"norm-qkv", cuda::RowFusion::NormQkv}, {"attention-input", cuda::RowFusion::AttentionInput},
+        {"lm-head", cuda::RowFusion::LmHead},   {"all", cuda::RowFusion::All}};
+    model->add_option("--fusion", fusion, "the default mode's GEMV fusions")
+        ->transform(CLI::CheckedTransformer(fusions, CLI::ignore_case));
     auto* gemv_cmd = app.add_subcommand("gemv", "batch-1 projections: GEMV variants and cuBLAS");
     auto* pattn = app.add_subcommand("prefill-attn", "one layer of causal prefill attention");
     int pctx = 32768;
@@ -531,7 +551,10 @@ int main(int argc, char** argv) {
     try {
         if (*copy) bench_copy();
         if (*attn) bench_attention(parse_list(ctx), split_names(attn_list), budget);
-        if (*model) bench_model(shape, prefill, depth, steps);
+        if (*model) {
+            cuda::set_row_fusion(fusion);
+            bench_model(shape, prefill, depth, steps, profile_steps);
+        }
         if (*gemv_cmd) bench_gemv();
         if (*pattn) bench_prefill_attention(pctx);
     } catch (const std::exception& e) {

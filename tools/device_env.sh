@@ -1,6 +1,7 @@
 # Sourced by the tools/device_*.sh scripts on the device machine, from the repository root: $OUT (what comes
 # back), the carried shared libraries on the loader path, the tests' data path, and $NCU (Nsight Compute).
-[ -d .devcarry ] || tar xJf .devcarry.tar.xz  # carried packed (tools/device_prepare.sh)
+# Carried packed (tools/device_prepare.sh); unpacked afresh: a warm machine keeps the last call's copy.
+if [ -f .devcarry.tar.xz ]; then rm -rf .devcarry && tar xJf .devcarry.tar.xz; fi
 OUT=${OUT:-/tmp/dsa_out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH=$PWD/.devcarry:${LD_LIBRARY_PATH:-}

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "attention/policy.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/linear.h"
 #include "gpu_test_util.h"
 #include "kernels/launch.h"
 #include "model/random_weights.h"
@@ -196,6 +198,62 @@ TEST(GpuModel, ProgrammaticLaunchModesAreBitIdentical) {
     cuda::set_programmatic_launch(cuda::ProgrammaticLaunch::Off);
     EXPECT_EQ(runs[1], runs[0]) << "GEMVs launched early";
     EXPECT_EQ(runs[2], runs[0]) << "every kernel launched early";
+}
+
+// Every GEMV fusion level (linear.h) against none, on every golden model (bias, q/k norm, tied embeddings)
+// and with a quest policy (the fused attention input writes the page metadata the selection reads): the
+// logits of 40 teacher-forced steps and the tokens of 40 greedy steps (the LM head's fused argmax), bit
+// for bit.
+TEST(GpuModel, RowFusionLevelsAreBitIdentical) {
+    DSA_REQUIRE_GPU();
+    const auto names = golden_models();
+    if (names.empty()) GTEST_SKIP() << "no golden models";
+    const std::vector<cuda::RowFusion> levels = {cuda::RowFusion::None,    cuda::RowFusion::Swiglu,
+                                                 cuda::RowFusion::NormQkv, cuda::RowFusion::AttentionInput,
+                                                 cuda::RowFusion::LmHead,  cuda::RowFusion::All};
+    const cuda::RowFusion saved = cuda::row_fusion();
+    AttentionPolicy quest;
+    quest.kind = PolicyKind::Quest;
+    quest.budget = 32;
+    quest.dense_layers = 1;
+    validate_policy(quest);
+    for (const std::string& name : names)
+        for (const bool sparse : {false, true}) {
+            SCOPED_TRACE(name + (sparse ? " quest" : " full"));
+            const Model model = load_model(fs::path(DSA_TEST_DATA) / "models" / name);
+            BackendOptions opts;
+            opts.context = 160;
+            if (sparse) opts.attention = quest;
+            const size_t V = static_cast<size_t>(model.config.vocab_size);
+            std::vector<float> logits0;
+            std::vector<int> tokens0;
+            for (const cuda::RowFusion level : levels) {
+                cuda::set_row_fusion(level);
+                CudaBackend gpu(model, opts);
+                Sequence s, g;
+                const std::vector<int> prompt = {3,  5,  7,   11,  13,  17,  19,  23,  29, 31, 37,
+                                                 41, 43, 47,  53,  59,  61,  67,  71,  73, 79, 83,
+                                                 89, 97, 101, 103, 107, 109, 113, 127, 131};
+                std::vector<float> l(V), all;
+                gpu.forward(s, prompt, LogitsMode::Last, l);
+                gpu.forward(g, prompt, LogitsMode::Last, l);
+                std::vector<int> tokens = {argmax(l)};
+                for (int step = 0; step < 40; ++step) {
+                    gpu.forward(s, std::vector<int>{(step * 37 + 11) % model.config.vocab_size},
+                                LogitsMode::Last, l);
+                    all.insert(all.end(), l.begin(), l.end());
+                    tokens.push_back(gpu.forward_greedy(g, tokens.back()));
+                }
+                if (level == cuda::RowFusion::None) {
+                    logits0 = all;
+                    tokens0 = tokens;
+                    continue;
+                }
+                EXPECT_TRUE(all == logits0) << "logits differ at fusion level " << static_cast<int>(level);
+                EXPECT_EQ(tokens, tokens0) << "fusion level " << static_cast<int>(level);
+            }
+        }
+    cuda::set_row_fusion(saved);
 }
 
 TEST(GpuModel, RandomWeightModelMatchesCpuBackend) {

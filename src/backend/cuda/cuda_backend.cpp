@@ -94,19 +94,20 @@ struct CudaBackend::Impl {
     float attn_scale = 1.0f;
 
     // C = max(max_chunk, max_batch) rows.
-    DeviceBuffer resid;         // [C][hidden] fp32 residual stream
-    DeviceBuffer xn;            // [C][hidden] normed block input, weight dtype
-    DeviceBuffer qkv;           // [C][q_dim + 2 kv_dim] fp32
-    DeviceBuffer q;             // [C][n_heads][D] bf16, post-RoPE
-    DeviceBuffer attn;          // [C][q_dim] attention output, weight dtype
-    DeviceBuffer gate_up;       // [C][2 inter] fp32
-    DeviceBuffer act;           // [C][inter] weight dtype
-    DeviceBuffer logits;        // [kLogitsRows][vocab] fp32
-    DeviceBuffer o_part;        // [B][n_heads][n_split(B)][D] fp32, sized for the largest B * n_split(B)
-    DeviceBuffer lse_part;      // [B][n_heads][n_split(B)] fp32
-    DeviceBuffer step;          // int32 step inputs (StepLayout)
-    DeviceBuffer block_tables;  // [max_batch][seq_pages] int32: row b is the b-th sequence of a step
-    DeviceBuffer next_token;    // [1] int32
+    DeviceBuffer resid;           // [C][hidden] fp32 residual stream
+    DeviceBuffer xn;              // [C][hidden] normed block input, weight dtype
+    DeviceBuffer qkv;             // [C][q_dim + 2 kv_dim] fp32
+    DeviceBuffer q;               // [C][n_heads][D] bf16, post-RoPE
+    DeviceBuffer attn;            // [C][q_dim] attention output, weight dtype
+    DeviceBuffer gate_up;         // [C][2 inter] fp32
+    DeviceBuffer act;             // [C][inter] weight dtype
+    DeviceBuffer logits;          // [kLogitsRows][vocab] fp32
+    DeviceBuffer o_part;          // [B][n_heads][n_split(B)][D] fp32, sized for the largest B * n_split(B)
+    DeviceBuffer lse_part;        // [B][n_heads][n_split(B)] fp32
+    DeviceBuffer step;            // int32 step inputs (StepLayout)
+    DeviceBuffer block_tables;    // [max_batch][seq_pages] int32: row b is the b-th sequence of a step
+    DeviceBuffer next_token;      // [1] int32
+    DeviceBuffer argmax_scratch;  // the LM-head GEMV's fused argmax (gemv.h): ticket and per-block winners
     DeviceBuffer counters;  // [max_batch][max(n_kv_heads * ceil(G / 16), n_heads)] int32: fused-merge tickets
     DeviceBuffer attended;  // [n_layers][max_batch][n_heads] int32: tokens each list attended (sparse decode)
     PinnedBuffer step_host, next_token_host, attended_host;
@@ -185,6 +186,8 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
     const size_t step_ints = static_cast<size_t>(at.tokens) + C;
     step = DeviceBuffer(step_ints * 4, "step inputs");
     next_token = DeviceBuffer(4, "next token");
+    argmax_scratch = DeviceBuffer(gemv_argmax_scratch_bytes(), "argmax scratch");
+    CUDA_CHECK(cudaMemset(argmax_scratch.get(), 0, argmax_scratch.bytes()));
     counters =
         DeviceBuffer(static_cast<size_t>(max_batch) * groups_per_seq() * 4, "decode attention counters");
     CUDA_CHECK(cudaMemset(counters.get(), 0, counters.bytes()));
@@ -337,9 +340,10 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
     // each removes a launch per layer); several rows keep the separate kernels around cuBLAS.
     const bool one_row = T == 1 && gemv_supported(H, dt, true);
     const RowFusion fusion = row_fusion();
-    const bool fuse_swiglu = one_row && fusion != RowFusion::None;
-    const bool norm_qkv = one_row && (fusion == RowFusion::SwigluNormQkv || fusion == RowFusion::All);
-    const bool norm_mlp = one_row && fusion == RowFusion::All;
+    const bool fuse_swiglu = one_row && fusion >= RowFusion::Swiglu;
+    const bool norm_qkv = one_row && fusion >= RowFusion::NormQkv;
+    const bool qkv_to_attention_input = one_row && fusion >= RowFusion::AttentionInput && !cfg.qk_norm;
+    const bool norm_mlp = one_row && fusion >= RowFusion::All;
     auto norm_row = [&](const float* norm_weight) {
         GemvArgs a;
         a.norm_in = resid.as<float>();
@@ -352,17 +356,6 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
     embed_tokens(step_ptr(at.tokens), weights->embed(), dt, resid.as<float>(), T, H, stream);
     for (int l = 0; l < cfg.n_layers; ++l) {
         const DeviceLayer& w = weights->layers()[static_cast<size_t>(l)];
-        if (norm_qkv) {  // RMSNorm inside the q/k/v GEMV
-            GemvArgs a = norm_row(w.attn_norm);
-            a.w = w.wqkv;
-            a.y = qkv.as<float>();
-            a.n = qkv_dim;
-            linear->row(a);
-        } else {
-            rmsnorm(resid.as<float>(), w.attn_norm, xn.get(), dt, T, H, eps, stream);
-            (*linear)(xn.get(), w.wqkv, dt, qkv.as<float>(), T, qkv_dim, H, 0.0f);
-        }
-
         AttentionInputParams ai;
         ai.qkv = qkv.as<float>();
         ai.bias = w.bqkv;
@@ -388,7 +381,19 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
         ai.n_kv_heads = cfg.n_kv_heads;
         ai.head_dim = D;
         ai.page_size = ks.page_size;
-        attention_input(ai, stream);
+        if (norm_qkv) {  // RMSNorm inside the q/k/v GEMV, and maybe attention_input in its epilogue
+            GemvArgs a = norm_row(w.attn_norm);
+            a.w = w.wqkv;
+            a.y = qkv.as<float>();
+            a.n = qkv_dim;
+            a.to_attention_input = qkv_to_attention_input;
+            a.attention = ai;
+            linear->row(a);
+        } else {
+            rmsnorm(resid.as<float>(), w.attn_norm, xn.get(), dt, T, H, eps, stream);
+            (*linear)(xn.get(), w.wqkv, dt, qkv.as<float>(), T, qkv_dim, H, 0.0f);
+        }
+        if (!qkv_to_attention_input) attention_input(ai, stream);
 
         if (!decode_step) {
             KvMetadataParams km;
@@ -531,9 +536,26 @@ void CudaBackend::Impl::lm_head(int row0, int rows) {
     (*linear)(xn.get(), weights->lm_head(), dt, logits.as<float>(), rows, cfg.vocab_size, H, 0.0f);
 }
 
-// Greedy tokens on the device for row 0 only (forward_greedy's one sequence).
+// Greedy tokens on the device for row 0 only (forward_greedy's one sequence). One sequence at
+// RowFusion::LmHead and above: the final norm and the argmax inside the LM-head GEMV (bit-identical).
 void CudaBackend::Impl::decode_body(int n_seq) {
     run_layers(n_seq, n_seq);
+    const int H = cfg.hidden_size;
+    if (n_seq == 1 && row_fusion() >= RowFusion::LmHead && gemv_supported(H, dt, true)) {
+        GemvArgs a;
+        a.w = weights->lm_head();
+        a.norm_in = resid.as<float>();
+        a.norm_weight = weights->final_norm();
+        a.norm_eps = static_cast<float>(cfg.rms_norm_eps);
+        a.y = logits.as<float>();
+        a.argmax_out = next_token.as<int32_t>();
+        a.argmax_scratch = argmax_scratch.get();
+        a.n = cfg.vocab_size;
+        a.k = H;
+        a.dtype = dt;
+        linear->row(a);
+        return;
+    }
     lm_head(0, n_seq);
     argmax_rows(logits.as<float>(), next_token.as<int32_t>(), 1, cfg.vocab_size, stream);
 }

@@ -24,7 +24,7 @@ cudaDataType_t cuda_type(DType t) {
     return CUDA_R_32F;
 }
 
-RowFusion g_row_fusion = RowFusion::SwigluNormQkv;  // the fastest measured (docs/perf.md)
+RowFusion g_row_fusion = RowFusion::LmHead;  // the fastest measured (docs/perf.md)
 
 // y = beta y + W x for one row, no fusions.
 GemvArgs plain_row(const void* w, const void* x, DType dtype, float* y, int n, int k, float beta) {

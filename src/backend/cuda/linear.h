@@ -15,12 +15,12 @@
 
 namespace dsa::cuda {
 
-// Which of the GEMV's fusions (gemv.h) the one-row decode step uses: none; SwiGLU in the gate/up GEMV's
-// epilogue; that and RMSNorm in the q/k/v GEMV (the default: 5.16-5.19 ms per step at 4K against 5.24-5.26
-// unfused); or RMSNorm in both q/k/v and gate/up (slower: gate/up's 1792 blocks run in ~4.5 waves and each
-// block recomputes the norm, 5.29 ms, 6.2 ms with PDL). `cuda_bench model` measures every mode (docs/perf.md,
-// "Decode step").
-enum class RowFusion { None, Swiglu, SwigluNormQkv, All };
+// Which of the GEMV's fusions (gemv.h) the one-row decode step uses; each level adds one to the one before:
+// SwiGLU in the gate/up GEMV's epilogue; RMSNorm in the q/k/v GEMV's prologue; attention_input in the q/k/v
+// GEMV's epilogue (models without q/k norm); the final RMSNorm and the greedy argmax in the LM-head GEMV;
+// RMSNorm in the gate/up GEMV's prologue. `cuda_bench model` measures every level (docs/perf.md, "Decode
+// step"), the default is the fastest measured.
+enum class RowFusion { None, Swiglu, NormQkv, AttentionInput, LmHead, All };
 void set_row_fusion(RowFusion mode);
 RowFusion row_fusion();
 
