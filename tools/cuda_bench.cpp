@@ -1,6 +1,6 @@
 // Benchmarks of the CUDA backend on the device machine (a program, never a test):
 //   cuda_bench copy                         device-to-device copy bandwidth (the memory ceiling)
-//   cuda_bench attn  [--ctx 4096,32768,131072] [--attn full,quest,nsa] [--budget B]
+//   cuda_bench attn  [--ctx 4096,32768,131072] [--attn full,quest,nsa] [--budget B] [--min-tiles 4,16]
 //       decode attention of all 32 layers of Llama-3.1-8B (32 query / 8 KV heads, d 128) over random bf16
 //       K/V with their page metadata, per policy: the device selection in the sparse layers and the decode
 //       kernel, replayed as one CUDA graph per step; ms per step, bytes read, TB/s and speedup over full
@@ -174,7 +174,10 @@ std::vector<BenchLayer> make_bench_layers(int L, int Hkv, int D, int P, int ctx,
 
 // Decode attention of all 32 layers of Llama-3.1-8B at each context, for each policy: the policy's device
 // selection (dense_layers of the preset run full) and the decode kernel, replayed as one CUDA graph.
-void bench_attention(const std::vector<int>& contexts, const std::vector<std::string>& policies, int budget) {
+// min_tiles: DecodeAttentionParams::min_tiles_per_split values to time (each a row; empty: the default).
+void bench_attention(const std::vector<int>& contexts, const std::vector<std::string>& policies, int budget,
+                     std::vector<int> min_tiles) {
+    if (min_tiles.empty()) min_tiles.push_back(cuda::DecodeAttentionParams{}.min_tiles_per_split);
     const int L = 32, Hq = 32, Hkv = 8, D = 128;
     int sm_count = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0));
@@ -190,118 +193,126 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
         int layers_p = 0;
         std::vector<BenchLayer> layers;
         cuda::DeviceBuffer d_table;
-        for (const std::string& name : policies) {
-            AttentionPolicy policy = load_policy(name, preset_search_dirs());
-            if (budget > 0 && (policy.kind == PolicyKind::Quest || policy.kind == PolicyKind::Oracle))
-                policy.budget = budget;
-            validate_policy(policy);
-            const int P = policy.page_size, pages = (ctx + P - 1) / P;
-            if (P != layers_p) {
-                layers.clear();
-                std::vector<int32_t> table(pages);
-                std::iota(table.begin(), table.end(), 0);
-                std::shuffle(table.begin(), table.end(), std::mt19937(5));  // fragmented, as after reuse
-                d_table = cuda::DeviceBuffer(table.size() * 4, "table");
-                CUDA_CHECK(cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
-                const int zero_v = 0;
-                cuda::DeviceBuffer zero(4, "zero");
-                CUDA_CHECK(cudaMemcpy(zero.get(), &zero_v, 4, cudaMemcpyHostToDevice));
-                layers = make_bench_layers(L, Hkv, D, P, ctx, d_table, zero);
-                layers_p = P;
-            }
-            cuda::DeviceBuffer d_len(4, "len"), d_q(size_t(Hq) * D * 2, "q");
-            cuda::DeviceBuffer d_o(size_t(Hq) * n_split * D * 4, "o"), d_lse(size_t(Hq) * n_split * 4, "lse");
-            cuda::DeviceBuffer d_out(size_t(Hq) * D * 2, "out"), d_counters(size_t(Hq) * 4, "counters");
-            cuda::DeviceBuffer d_attended(size_t(L) * Hq * 4, "attended");
-            CUDA_CHECK(cudaMemset(d_counters.get(), 0, d_counters.bytes()));
-            CUDA_CHECK(cudaMemset(d_attended.get(), 0, d_attended.bytes()));
-            CUDA_CHECK(cudaMemcpy(d_len.get(), &ctx, 4, cudaMemcpyHostToDevice));
-            fill_random_bf16(d_q.get(), d_q.bytes(), 7);
-            std::unique_ptr<cuda::DeviceSelection> sel;
-            if (policy.kind != PolicyKind::Full)
-                sel = std::make_unique<cuda::DeviceSelection>(policy, 1, Hq, Hkv, D, ctx);
-            cudaStream_t s;
-            CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-            const cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>(), 1};
-            auto step = [&] {
-                for (int l = 0; l < L; ++l) {
-                    cuda::DecodeAttentionParams p;
-                    p.q = d_q.as<uint16_t>();
-                    p.k_pool = layers[l].k.as<uint16_t>();
-                    p.v_pool = layers[l].v.as<uint16_t>();
-                    p.page_lists = d_table.as<int32_t>();
-                    p.seq_len = d_len.as<int32_t>();
-                    p.o_part = d_o.as<float>();
-                    p.lse_part = d_lse.as<float>();
-                    p.n_seq = 1;
-                    p.n_heads = Hq;
-                    p.n_kv_heads = Hkv;
-                    p.head_dim = D;
-                    p.page_size = P;
-                    p.n_split = n_split;
-                    p.scale = 1.0f / std::sqrt(float(D));
-                    p.out = d_out.get();  // merged in the same launch, as the backend runs it
-                    p.out_dtype = DType::BF16;
-                    p.counters = d_counters.as<int32_t>();
-                    if (sel && sel->sparse_layer(l)) {
-                        sel->select(layers[l].cache(), d_q.as<uint16_t>(), ss,
-                                    d_attended.as<int32_t>() + size_t(l) * Hq, s);
-                        sel->attach(p);
+        for (const std::string& name : policies)
+            for (const int min_tiles_per_split : min_tiles) {
+                AttentionPolicy policy = load_policy(name, preset_search_dirs());
+                if (budget > 0 && (policy.kind == PolicyKind::Quest || policy.kind == PolicyKind::Oracle))
+                    policy.budget = budget;
+                validate_policy(policy);
+                const int P = policy.page_size, pages = (ctx + P - 1) / P;
+                if (P != layers_p) {
+                    layers.clear();
+                    std::vector<int32_t> table(pages);
+                    std::iota(table.begin(), table.end(), 0);
+                    std::shuffle(table.begin(), table.end(), std::mt19937(5));  // fragmented, as after reuse
+                    d_table = cuda::DeviceBuffer(table.size() * 4, "table");
+                    CUDA_CHECK(
+                        cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+                    const int zero_v = 0;
+                    cuda::DeviceBuffer zero(4, "zero");
+                    CUDA_CHECK(cudaMemcpy(zero.get(), &zero_v, 4, cudaMemcpyHostToDevice));
+                    layers = make_bench_layers(L, Hkv, D, P, ctx, d_table, zero);
+                    layers_p = P;
+                }
+                cuda::DeviceBuffer d_len(4, "len"), d_q(size_t(Hq) * D * 2, "q");
+                cuda::DeviceBuffer d_o(size_t(Hq) * n_split * D * 4, "o"),
+                    d_lse(size_t(Hq) * n_split * 4, "lse");
+                cuda::DeviceBuffer d_out(size_t(Hq) * D * 2, "out"), d_counters(size_t(Hq) * 4, "counters");
+                cuda::DeviceBuffer d_attended(size_t(L) * Hq * 4, "attended");
+                CUDA_CHECK(cudaMemset(d_counters.get(), 0, d_counters.bytes()));
+                CUDA_CHECK(cudaMemset(d_attended.get(), 0, d_attended.bytes()));
+                CUDA_CHECK(cudaMemcpy(d_len.get(), &ctx, 4, cudaMemcpyHostToDevice));
+                fill_random_bf16(d_q.get(), d_q.bytes(), 7);
+                std::unique_ptr<cuda::DeviceSelection> sel;
+                if (policy.kind != PolicyKind::Full)
+                    sel = std::make_unique<cuda::DeviceSelection>(policy, 1, Hq, Hkv, D, ctx);
+                cudaStream_t s;
+                CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+                const cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>(), 1};
+                auto step = [&] {
+                    for (int l = 0; l < L; ++l) {
+                        cuda::DecodeAttentionParams p;
+                        p.q = d_q.as<uint16_t>();
+                        p.k_pool = layers[l].k.as<uint16_t>();
+                        p.v_pool = layers[l].v.as<uint16_t>();
+                        p.page_lists = d_table.as<int32_t>();
+                        p.seq_len = d_len.as<int32_t>();
+                        p.o_part = d_o.as<float>();
+                        p.lse_part = d_lse.as<float>();
+                        p.n_seq = 1;
+                        p.n_heads = Hq;
+                        p.n_kv_heads = Hkv;
+                        p.head_dim = D;
+                        p.page_size = P;
+                        p.n_split = n_split;
+                        p.min_tiles_per_split = min_tiles_per_split;
+                        p.scale = 1.0f / std::sqrt(float(D));
+                        p.out = d_out.get();  // merged in the same launch, as the backend runs it
+                        p.out_dtype = DType::BF16;
+                        p.counters = d_counters.as<int32_t>();
+                        if (sel && sel->sparse_layer(l)) {
+                            sel->select(layers[l].cache(), d_q.as<uint16_t>(), ss,
+                                        d_attended.as<int32_t>() + size_t(l) * Hq, s);
+                            sel->attach(p);
+                        }
+                        cuda::decode_attention(p, s);
                     }
-                    cuda::decode_attention(p, s);
+                };
+                // Parts of the step, each over the sparse layers as its own graph: the selection's scores
+                // alone, and the whole selection (scores, top-k and lists).
+                auto selection_only = [&](bool with_pick) {
+                    for (int l = 0; l < L; ++l) {
+                        if (!sel->sparse_layer(l)) continue;
+                        sel->score(layers[l].cache(), d_q.as<uint16_t>(), ss, s);
+                        if (with_pick) sel->pick(ss, d_attended.as<int32_t>() + size_t(l) * Hq, s);
+                    }
+                };
+                std::string parts;
+                // The step under the default launch mode (the table's number), and without PDL.
+                const double m = time_graph(s, step);
+                const cuda::ProgrammaticLaunch mode = cuda::programmatic_launch();
+                cuda::set_programmatic_launch(cuda::ProgrammaticLaunch::Off);
+                const double m_off = time_graph(s, step);
+                cuda::set_programmatic_launch(mode);
+                if (sel) {
+                    const double scores_ms = time_graph(s, [&] { selection_only(false); });
+                    const double select_ms = time_graph(s, [&] { selection_only(true); });
+                    parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, step without PDL {:.3f}",
+                                        scores_ms, select_ms, m_off);
+                } else {
+                    parts = fmt::format("step without PDL {:.3f}", m_off);
                 }
-            };
-            // Parts of the step, each over the sparse layers as its own graph: the selection's scores alone,
-            // and the whole selection (scores, top-k and lists).
-            auto selection_only = [&](bool with_pick) {
+                // Bytes: K/V of the attended tokens, plus what the selection reads in the sparse layers.
+                std::vector<int32_t> att(size_t(L) * Hq);
+                CUDA_CHECK(cudaMemcpy(att.data(), d_attended.get(), att.size() * 4, cudaMemcpyDeviceToHost));
+                const int lists = sel ? sel->n_lists() : Hkv;
+                const double kv_token = 2.0 * Hkv * D * 2;  // K+V of one token, one layer
+                double bytes = 0, attended = 0;
                 for (int l = 0; l < L; ++l) {
-                    if (!sel->sparse_layer(l)) continue;
-                    sel->score(layers[l].cache(), d_q.as<uint16_t>(), ss, s);
-                    if (with_pick) sel->pick(ss, d_attended.as<int32_t>() + size_t(l) * Hq, s);
+                    double a = ctx;
+                    if (sel && sel->sparse_layer(l)) {
+                        a = 0;
+                        for (int i = 0; i < lists; ++i) a += att[size_t(l) * Hq + i];
+                        a /= lists;
+                        const double competing = pages - 1;
+                        if (policy.kind == PolicyKind::Quest) bytes += competing * Hkv * 2 * D * 2;
+                        if (policy.kind == PolicyKind::Nsa) bytes += competing * Hkv * (D * 4 + 4);
+                        if (policy.kind == PolicyKind::Oracle) bytes += double(ctx) * Hkv * D * 2;
+                    }
+                    attended += a / L;
+                    bytes += a * kv_token * (lists == Hq ? double(Hq) / Hkv : 1.0);
                 }
-            };
-            std::string parts;
-            // The step under the default launch mode (the table's number), and without PDL.
-            const double m = time_graph(s, step);
-            const cuda::ProgrammaticLaunch mode = cuda::programmatic_launch();
-            cuda::set_programmatic_launch(cuda::ProgrammaticLaunch::Off);
-            const double m_off = time_graph(s, step);
-            cuda::set_programmatic_launch(mode);
-            if (sel) {
-                const double scores_ms = time_graph(s, [&] { selection_only(false); });
-                const double select_ms = time_graph(s, [&] { selection_only(true); });
-                parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, step without PDL {:.3f}", scores_ms,
-                                    select_ms, m_off);
-            } else {
-                parts = fmt::format("step without PDL {:.3f}", m_off);
+                if (policy.kind == PolicyKind::Full && full_ms == 0) full_ms = m;
+                const std::string label =
+                    describe_policy(policy) + (min_tiles.size() > 1
+                                                   ? fmt::format(" min_tiles={}", min_tiles_per_split)
+                                                   : std::string());
+                fmt::print("| {} | {} | {:.3f} | {:.1f} | {:.0f} | {:.3f} GB | {:.2f} | {} |\n", ctx, label,
+                           m, m * 1000 / L, attended, bytes / 1e9, bytes / m / 1e9,
+                           full_ms > 0 ? fmt::format("{:.2f}x", full_ms / m) : std::string("-"));
+                fmt::print("  ({} ms)\n", parts);
+                CUDA_CHECK(cudaStreamDestroy(s));
             }
-            // Bytes: K/V of the attended tokens, plus what the selection reads in the sparse layers.
-            std::vector<int32_t> att(size_t(L) * Hq);
-            CUDA_CHECK(cudaMemcpy(att.data(), d_attended.get(), att.size() * 4, cudaMemcpyDeviceToHost));
-            const int lists = sel ? sel->n_lists() : Hkv;
-            const double kv_token = 2.0 * Hkv * D * 2;  // K+V of one token, one layer
-            double bytes = 0, attended = 0;
-            for (int l = 0; l < L; ++l) {
-                double a = ctx;
-                if (sel && sel->sparse_layer(l)) {
-                    a = 0;
-                    for (int i = 0; i < lists; ++i) a += att[size_t(l) * Hq + i];
-                    a /= lists;
-                    const double competing = pages - 1;
-                    if (policy.kind == PolicyKind::Quest) bytes += competing * Hkv * 2 * D * 2;
-                    if (policy.kind == PolicyKind::Nsa) bytes += competing * Hkv * (D * 4 + 4);
-                    if (policy.kind == PolicyKind::Oracle) bytes += double(ctx) * Hkv * D * 2;
-                }
-                attended += a / L;
-                bytes += a * kv_token * (lists == Hq ? double(Hq) / Hkv : 1.0);
-            }
-            if (policy.kind == PolicyKind::Full) full_ms = m;
-            fmt::print("| {} | {} | {:.3f} | {:.1f} | {:.0f} | {:.3f} GB | {:.2f} | {} |\n", ctx,
-                       describe_policy(policy), m, m * 1000 / L, attended, bytes / 1e9, bytes / m / 1e9,
-                       full_ms > 0 ? fmt::format("{:.2f}x", full_ms / m) : std::string("-"));
-            fmt::print("  ({} ms)\n", parts);
-            CUDA_CHECK(cudaStreamDestroy(s));
-        }
     }
 }
 
@@ -316,8 +327,10 @@ void bench_gemv() {
         "copy\n");
     fmt::print(
         "GEMV variants (rows per warp, loads in flight per row, blocks per SM): v0 (2,4,3), v1 (2,4,1), "
-        "v2 (1,4,4), v3 (2,2,4)\n");
-    fmt::print("| n x k | MB | v0 | v1 | v2 | v3 | cuBLAS |\n|---|---|---|---|---|---|---|\n");
+        "v2 (1,4,4), v3 (2,2,4); v4-v7: the same, persistent blocks\n");
+    fmt::print(
+        "| n x k | MB | v0 | v1 | v2 | v3 | v4 | v5 | v6 | v7 | cuBLAS |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (auto [n, k] : shapes) {
         const size_t bytes = size_t(n) * k * 2;
         const int copies = static_cast<int>(std::max<size_t>(1, (size_t{512} << 20) / bytes + 1));
@@ -521,11 +534,12 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     auto* copy = app.add_subcommand("copy", "device-to-device copy bandwidth");
     auto* attn = app.add_subcommand("attn", "decode attention, 32 layers of Llama-3.1-8B shapes");
-    std::string ctx = "4096,32768,131072", attn_list = "full,quest,nsa";
+    std::string ctx = "4096,32768,131072", attn_list = "full,quest,nsa", min_tiles;
     int budget = 0;
     attn->add_option("--ctx", ctx, "contexts, comma-separated");
     attn->add_option("--attn", attn_list, "policies (presets in configs/), comma-separated; full first");
     attn->add_option("--budget", budget, "quest/oracle token budget (0: the preset's)");
+    attn->add_option("--min-tiles", min_tiles, "decode kernel min_tiles_per_split values, comma-separated");
     auto* model = app.add_subcommand("model", "random-weight model: prefill and decode throughput");
     std::string shape = "models/shapes/llama-3.1-8b.json";
     int prefill = 32768, depth = 4096, steps = 128;
@@ -550,7 +564,9 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     try {
         if (*copy) bench_copy();
-        if (*attn) bench_attention(parse_list(ctx), split_names(attn_list), budget);
+        if (*attn)
+            bench_attention(parse_list(ctx), split_names(attn_list), budget,
+                            min_tiles.empty() ? std::vector<int>{} : parse_list(min_tiles));
         if (*model) {
             cuda::set_row_fusion(fusion);
             bench_model(shape, prefill, depth, steps, profile_steps);
