@@ -595,7 +595,9 @@ void run_score_case(Rng& rng, const Shape& sh, int P) {
                 for (int h = 0; h < G; ++h) {
                     const size_t row = (static_cast<size_t>(s) * st.n_heads + kvh * G + h) * stride;
                     const float* want = ref.data() + static_cast<size_t>(h) * n_items;
-                    float largest = 0.0f;
+                    // fp32 sums in another order: the error scales with the terms (O(1) here), not with
+                    // the result, which a single item can make small (seen: 0.0200229 vs 0.0200226).
+                    float largest = 1.0f;
                     for (int i = 0; i < n_items; ++i) largest = std::max(largest, std::abs(want[i]));
                     int bad = 0, written = 0;
                     std::ostringstream first_bad;
@@ -606,7 +608,7 @@ void run_score_case(Rng& rng, const Shape& sh, int P) {
                     }
                     for (int i = n_items; i < stride; ++i) written += bits[row + i] != 0xFFFFFFFFu;
                     EXPECT_EQ(bad, 0) << "sequence " << s << " head " << kvh * G + h << " (" << n_items
-                                      << " items, max |score| " << largest << "), first " << first_bad.str();
+                                      << " items, tolerance scale " << largest << "), first " << first_bad.str();
                     EXPECT_EQ(written, 0) << "sequence " << s << " head " << kvh * G + h
                                           << ": scores written past the " << n_items << " items";
                 }
