@@ -1,6 +1,7 @@
 // Benchmarks of the CUDA backend on the device machine (a program, never a test):
 //   cuda_bench copy                         device-to-device copy bandwidth (the memory ceiling)
 //   cuda_bench attn  [--ctx 4096,32768,131072] [--attn full,quest,nsa] [--budget B] [--min-tiles 4,16]
+//                    [--pages-in-order]
 //       decode attention of all 32 layers of Llama-3.1-8B (32 query / 8 KV heads, d 128) over random bf16
 //       K/V with their page metadata, per policy: the device selection in the sparse layers and the decode
 //       kernel, replayed as one CUDA graph per step; ms per step, bytes read, TB/s and speedup over full
@@ -175,8 +176,9 @@ std::vector<BenchLayer> make_bench_layers(int L, int Hkv, int D, int P, int ctx,
 // Decode attention of all 32 layers of Llama-3.1-8B at each context, for each policy: the policy's device
 // selection (dense_layers of the preset run full) and the decode kernel, replayed as one CUDA graph.
 // min_tiles: DecodeAttentionParams::min_tiles_per_split values to time (each a row; empty: the default).
+// in_order: the pages of the sequence in pool order (a fresh cache) instead of shuffled (one after reuse).
 void bench_attention(const std::vector<int>& contexts, const std::vector<std::string>& policies, int budget,
-                     std::vector<int> min_tiles) {
+                     std::vector<int> min_tiles, bool in_order) {
     if (min_tiles.empty()) min_tiles.push_back(cuda::DecodeAttentionParams{}.min_tiles_per_split);
     const int L = 32, Hq = 32, Hkv = 8, D = 128;
     int sm_count = 0;
@@ -204,7 +206,8 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
                     layers.clear();
                     std::vector<int32_t> table(pages);
                     std::iota(table.begin(), table.end(), 0);
-                    std::shuffle(table.begin(), table.end(), std::mt19937(5));  // fragmented, as after reuse
+                    if (!in_order)  // fragmented, as after reuse
+                        std::shuffle(table.begin(), table.end(), std::mt19937(5));
                     d_table = cuda::DeviceBuffer(table.size() * 4, "table");
                     CUDA_CHECK(
                         cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
@@ -540,6 +543,8 @@ int main(int argc, char** argv) {
     attn->add_option("--attn", attn_list, "policies (presets in configs/), comma-separated; full first");
     attn->add_option("--budget", budget, "quest/oracle token budget (0: the preset's)");
     attn->add_option("--min-tiles", min_tiles, "decode kernel min_tiles_per_split values, comma-separated");
+    bool in_order = false;
+    attn->add_flag("--pages-in-order", in_order, "pages in pool order (a fresh cache), not shuffled");
     auto* model = app.add_subcommand("model", "random-weight model: prefill and decode throughput");
     std::string shape = "models/shapes/llama-3.1-8b.json";
     int prefill = 32768, depth = 4096, steps = 128;
@@ -566,7 +571,7 @@ int main(int argc, char** argv) {
         if (*copy) bench_copy();
         if (*attn)
             bench_attention(parse_list(ctx), split_names(attn_list), budget,
-                            min_tiles.empty() ? std::vector<int>{} : parse_list(min_tiles));
+                            min_tiles.empty() ? std::vector<int>{} : parse_list(min_tiles), in_order);
         if (*model) {
             cuda::set_row_fusion(fusion);
             bench_model(shape, prefill, depth, steps, profile_steps);
