@@ -3,7 +3,7 @@
 // problem is purely bandwidth-bound: y[n] = beta * y[n] + sum_k W[n][k] x[k]. beta = 1 accumulates into the
 // fp32 residual stream (the residual add, fused); beta = 0 never reads y.
 //
-// Three fusions remove the small kernels around a decode layer's projections (each launch boundary costs
+// Four fusions remove the small kernels around a decode layer's projections (each launch boundary costs
 // ~3 us of drain and ramp, docs/perf.md "Decode step"):
 // - RMSNorm in: x = rmsnorm(norm_in) * norm_weight, computed by every block into shared memory exactly as
 //   rmsnorm() computes it (same 256-thread summation order, same rounding to the weights' dtype), so the
@@ -18,9 +18,9 @@
 //   rule) from per-block winners merged by the last block to finish (an atomic ticket it resets), so the
 //   LM head gives the greedy token without another launch.
 //
-// Blocks are persistent when the variant asks for it and always with the norm fused: the grid is at most
-// one wave and each warp strides over row groups, so the norm is computed once per block, not once per
-// row group.
+// Blocks are persistent when the variant asks for it, and always with the norm or the argmax fused: the
+// grid is at most one wave and each warp strides over row groups, so the norm is computed once per block,
+// not once per row group, and the argmax merges one winner per resident block.
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
