@@ -49,6 +49,14 @@ struct alignas(16) Vec16 {
     T v[N];
 };
 
+// f as an unsigned integer in the floats' order (a larger float, a larger integer; -0 and +0 tie, as in a
+// float comparison; NaN is the caller's to handle): the sort keys of the top-k selection and the argmax.
+__device__ __forceinline__ uint32_t ordered_bits(float f) {
+    if (f == 0.0f) f = 0.0f;
+    const uint32_t b = __float_as_uint(f);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
 // 2^x with the SFU instruction (2 ulp; 2^-inf = 0): the softmax exponentials of the attention kernels.
 __device__ __forceinline__ float fast_exp2(float x) {
     float y;

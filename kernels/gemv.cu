@@ -52,10 +52,9 @@ enum class Epilogue { Store, Argmax, Swiglu, AttentionInput };
 // (value, index) as one integer whose unsigned order is "larger value, then lower index"; 0 is below every
 // real candidate. -0 counts as +0 (equal values tie) and NaN is never a candidate, as in argmax.cu.
 __device__ __forceinline__ unsigned long long argmax_key(float v, int index) {
-    if (v != v) return 0;
-    uint32_t u = __float_as_uint(v == 0.0f ? 0.0f : v);
-    u = (u & 0x80000000u) ? ~u : u | 0x80000000u;
-    return (static_cast<unsigned long long>(u) << 32) | (0xffffffffu - static_cast<uint32_t>(index));
+    if (isnan(v)) return 0;
+    return (static_cast<unsigned long long>(ordered_bits(v)) << 32) |
+           (0xffffffffu - static_cast<uint32_t>(index));
 }
 constexpr int kMaxBlocksPerSm = 8;  // 2048 threads per multiprocessor / 256: the persistent grid's bound
 
@@ -183,10 +182,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks) gemv_kernel(const Gem
         for (int r = 0; r < kRowsPerWarp; ++r) s[r] = warp_sum(acc[r]);
         if constexpr (kEpi == Epilogue::Argmax) {
 #pragma unroll
-            for (int r = 0; r < kRowsPerWarp; ++r) {
+            for (int r = 0; r < kRowsPerWarp; ++r) {  // beta is 0 here: y[row] = s[r]
                 const int row = row_of(wi, r);
-                const float v = a.beta == 0.0f ? s[r] : a.beta * a.y[row < n ? row : 0] + s[r];
-                if (row < n) best = max(best, argmax_key(v, row));
+                if (row < n) best = max(best, argmax_key(s[r], row));
             }
         }
         if (lane != 0) continue;
@@ -284,9 +282,9 @@ void gemv(const GemvArgs& a, cudaStream_t stream, int variant) {
                         std::to_string((p.n_heads + 2 * p.n_kv_heads) * p.head_dim) + " rows, got " +
                         std::to_string(a.n));
     }
-    if (a.argmax_out &&
-        (a.argmax_scratch == nullptr || a.swiglu_out || a.to_attention_input || a.y == nullptr))
-        throw_error("CUDA gemv: the argmax epilogue needs y, its scratch, and no other epilogue");
+    if (a.argmax_out && (a.argmax_scratch == nullptr || a.swiglu_out || a.to_attention_input ||
+                         a.y == nullptr || a.beta != 0.0f))
+        throw_error("CUDA gemv: the argmax epilogue needs y with beta 0, its scratch, and no other epilogue");
     const bool persistent = variant >= 4;
     variant %= 4;
     if ((a.swiglu_out || a.to_attention_input) && variant == 2) variant = 0;  // one row per warp: no pair

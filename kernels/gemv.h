@@ -44,7 +44,7 @@ struct GemvArgs {
     // unused, attention.n_tokens must be 1 and n = (n_heads + 2 n_kv_heads) * head_dim.
     bool to_attention_input = false;
     AttentionInputParams attention;
-    // Optional, with y: argmax_out[0] = the index of the largest y; argmax_scratch:
+    // Optional, with y and beta 0: argmax_out[0] = the index of the largest y; argmax_scratch:
     // gemv_argmax_scratch_bytes(), zeroed once before the first use (each call leaves it ready for the next).
     int32_t* argmax_out = nullptr;
     void* argmax_scratch = nullptr;

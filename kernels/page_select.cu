@@ -70,10 +70,7 @@ __device__ __forceinline__ ListPlan list_plan(const PageSelectParams& p, int s) 
 }
 
 __device__ __forceinline__ uint32_t order_key(float f) {
-    if (isnan(f)) f = -INFINITY;
-    if (f == 0.0f) f = 0.0f;  // -0 and +0 tie, as in a float comparison
-    const uint32_t b = __float_as_uint(f);
-    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);  // every real score maps to >= 0x007fffff > 0
+    return ordered_bits(isnan(f) ? -INFINITY : f);  // every real score maps to >= 0x007fffff > 0
 }
 
 // Exclusive prefix sum of v over the block in thread order; *total gets the block's sum.

@@ -180,6 +180,9 @@ std::vector<BenchLayer> make_bench_layers(int L, int Hkv, int D, int P, int ctx,
 void bench_attention(const std::vector<int>& contexts, const std::vector<std::string>& policies, int budget,
                      std::vector<int> min_tiles, bool in_order) {
     if (min_tiles.empty()) min_tiles.push_back(cuda::DecodeAttentionParams{}.min_tiles_per_split);
+    std::vector<std::pair<std::string, int>> runs;  // (policy, min_tiles_per_split), a table row each
+    for (const std::string& name : policies)
+        for (const int m : min_tiles) runs.emplace_back(name, m);
     const int L = 32, Hq = 32, Hkv = 8, D = 128;
     int sm_count = 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0));
@@ -195,127 +198,123 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
         int layers_p = 0;
         std::vector<BenchLayer> layers;
         cuda::DeviceBuffer d_table;
-        for (const std::string& name : policies)
-            for (const int min_tiles_per_split : min_tiles) {
-                AttentionPolicy policy = load_policy(name, preset_search_dirs());
-                if (budget > 0 && (policy.kind == PolicyKind::Quest || policy.kind == PolicyKind::Oracle))
-                    policy.budget = budget;
-                validate_policy(policy);
-                const int P = policy.page_size, pages = (ctx + P - 1) / P;
-                if (P != layers_p) {
-                    layers.clear();
-                    std::vector<int32_t> table(pages);
-                    std::iota(table.begin(), table.end(), 0);
-                    if (!in_order)  // fragmented, as after reuse
-                        std::shuffle(table.begin(), table.end(), std::mt19937(5));
-                    d_table = cuda::DeviceBuffer(table.size() * 4, "table");
-                    CUDA_CHECK(
-                        cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
-                    const int zero_v = 0;
-                    cuda::DeviceBuffer zero(4, "zero");
-                    CUDA_CHECK(cudaMemcpy(zero.get(), &zero_v, 4, cudaMemcpyHostToDevice));
-                    layers = make_bench_layers(L, Hkv, D, P, ctx, d_table, zero);
-                    layers_p = P;
-                }
-                cuda::DeviceBuffer d_len(4, "len"), d_q(size_t(Hq) * D * 2, "q");
-                cuda::DeviceBuffer d_o(size_t(Hq) * n_split * D * 4, "o"),
-                    d_lse(size_t(Hq) * n_split * 4, "lse");
-                cuda::DeviceBuffer d_out(size_t(Hq) * D * 2, "out"), d_counters(size_t(Hq) * 4, "counters");
-                cuda::DeviceBuffer d_attended(size_t(L) * Hq * 4, "attended");
-                CUDA_CHECK(cudaMemset(d_counters.get(), 0, d_counters.bytes()));
-                CUDA_CHECK(cudaMemset(d_attended.get(), 0, d_attended.bytes()));
-                CUDA_CHECK(cudaMemcpy(d_len.get(), &ctx, 4, cudaMemcpyHostToDevice));
-                fill_random_bf16(d_q.get(), d_q.bytes(), 7);
-                std::unique_ptr<cuda::DeviceSelection> sel;
-                if (policy.kind != PolicyKind::Full)
-                    sel = std::make_unique<cuda::DeviceSelection>(policy, 1, Hq, Hkv, D, ctx);
-                cudaStream_t s;
-                CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-                const cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>(), 1};
-                auto step = [&] {
-                    for (int l = 0; l < L; ++l) {
-                        cuda::DecodeAttentionParams p;
-                        p.q = d_q.as<uint16_t>();
-                        p.k_pool = layers[l].k.as<uint16_t>();
-                        p.v_pool = layers[l].v.as<uint16_t>();
-                        p.page_lists = d_table.as<int32_t>();
-                        p.seq_len = d_len.as<int32_t>();
-                        p.o_part = d_o.as<float>();
-                        p.lse_part = d_lse.as<float>();
-                        p.n_seq = 1;
-                        p.n_heads = Hq;
-                        p.n_kv_heads = Hkv;
-                        p.head_dim = D;
-                        p.page_size = P;
-                        p.n_split = n_split;
-                        p.min_tiles_per_split = min_tiles_per_split;
-                        p.scale = 1.0f / std::sqrt(float(D));
-                        p.out = d_out.get();  // merged in the same launch, as the backend runs it
-                        p.out_dtype = DType::BF16;
-                        p.counters = d_counters.as<int32_t>();
-                        if (sel && sel->sparse_layer(l)) {
-                            sel->select(layers[l].cache(), d_q.as<uint16_t>(), ss,
-                                        d_attended.as<int32_t>() + size_t(l) * Hq, s);
-                            sel->attach(p);
-                        }
-                        cuda::decode_attention(p, s);
-                    }
-                };
-                // Parts of the step, each over the sparse layers as its own graph: the selection's scores
-                // alone, and the whole selection (scores, top-k and lists).
-                auto selection_only = [&](bool with_pick) {
-                    for (int l = 0; l < L; ++l) {
-                        if (!sel->sparse_layer(l)) continue;
-                        sel->score(layers[l].cache(), d_q.as<uint16_t>(), ss, s);
-                        if (with_pick) sel->pick(ss, d_attended.as<int32_t>() + size_t(l) * Hq, s);
-                    }
-                };
-                std::string parts;
-                // The step under the default launch mode (the table's number), and without PDL.
-                const double m = time_graph(s, step);
-                const cuda::ProgrammaticLaunch mode = cuda::programmatic_launch();
-                cuda::set_programmatic_launch(cuda::ProgrammaticLaunch::Off);
-                const double m_off = time_graph(s, step);
-                cuda::set_programmatic_launch(mode);
-                if (sel) {
-                    const double scores_ms = time_graph(s, [&] { selection_only(false); });
-                    const double select_ms = time_graph(s, [&] { selection_only(true); });
-                    parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, step without PDL {:.3f}",
-                                        scores_ms, select_ms, m_off);
-                } else {
-                    parts = fmt::format("step without PDL {:.3f}", m_off);
-                }
-                // Bytes: K/V of the attended tokens, plus what the selection reads in the sparse layers.
-                std::vector<int32_t> att(size_t(L) * Hq);
-                CUDA_CHECK(cudaMemcpy(att.data(), d_attended.get(), att.size() * 4, cudaMemcpyDeviceToHost));
-                const int lists = sel ? sel->n_lists() : Hkv;
-                const double kv_token = 2.0 * Hkv * D * 2;  // K+V of one token, one layer
-                double bytes = 0, attended = 0;
-                for (int l = 0; l < L; ++l) {
-                    double a = ctx;
-                    if (sel && sel->sparse_layer(l)) {
-                        a = 0;
-                        for (int i = 0; i < lists; ++i) a += att[size_t(l) * Hq + i];
-                        a /= lists;
-                        const double competing = pages - 1;
-                        if (policy.kind == PolicyKind::Quest) bytes += competing * Hkv * 2 * D * 2;
-                        if (policy.kind == PolicyKind::Nsa) bytes += competing * Hkv * (D * 4 + 4);
-                        if (policy.kind == PolicyKind::Oracle) bytes += double(ctx) * Hkv * D * 2;
-                    }
-                    attended += a / L;
-                    bytes += a * kv_token * (lists == Hq ? double(Hq) / Hkv : 1.0);
-                }
-                if (policy.kind == PolicyKind::Full && full_ms == 0) full_ms = m;
-                const std::string label =
-                    describe_policy(policy) + (min_tiles.size() > 1
-                                                   ? fmt::format(" min_tiles={}", min_tiles_per_split)
-                                                   : std::string());
-                fmt::print("| {} | {} | {:.3f} | {:.1f} | {:.0f} | {:.3f} GB | {:.2f} | {} |\n", ctx, label,
-                           m, m * 1000 / L, attended, bytes / 1e9, bytes / m / 1e9,
-                           full_ms > 0 ? fmt::format("{:.2f}x", full_ms / m) : std::string("-"));
-                fmt::print("  ({} ms)\n", parts);
-                CUDA_CHECK(cudaStreamDestroy(s));
+        for (const auto& [name, min_tiles_per_split] : runs) {
+            AttentionPolicy policy = load_policy(name, preset_search_dirs());
+            if (budget > 0 && (policy.kind == PolicyKind::Quest || policy.kind == PolicyKind::Oracle))
+                policy.budget = budget;
+            validate_policy(policy);
+            const int P = policy.page_size, pages = (ctx + P - 1) / P;
+            if (P != layers_p) {
+                layers.clear();
+                std::vector<int32_t> table(pages);
+                std::iota(table.begin(), table.end(), 0);
+                if (!in_order)  // fragmented, as after reuse
+                    std::shuffle(table.begin(), table.end(), std::mt19937(5));
+                d_table = cuda::DeviceBuffer(table.size() * 4, "table");
+                CUDA_CHECK(cudaMemcpy(d_table.get(), table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+                const int zero_v = 0;
+                cuda::DeviceBuffer zero(4, "zero");
+                CUDA_CHECK(cudaMemcpy(zero.get(), &zero_v, 4, cudaMemcpyHostToDevice));
+                layers = make_bench_layers(L, Hkv, D, P, ctx, d_table, zero);
+                layers_p = P;
             }
+            cuda::DeviceBuffer d_len(4, "len"), d_q(size_t(Hq) * D * 2, "q");
+            cuda::DeviceBuffer d_o(size_t(Hq) * n_split * D * 4, "o"), d_lse(size_t(Hq) * n_split * 4, "lse");
+            cuda::DeviceBuffer d_out(size_t(Hq) * D * 2, "out"), d_counters(size_t(Hq) * 4, "counters");
+            cuda::DeviceBuffer d_attended(size_t(L) * Hq * 4, "attended");
+            CUDA_CHECK(cudaMemset(d_counters.get(), 0, d_counters.bytes()));
+            CUDA_CHECK(cudaMemset(d_attended.get(), 0, d_attended.bytes()));
+            CUDA_CHECK(cudaMemcpy(d_len.get(), &ctx, 4, cudaMemcpyHostToDevice));
+            fill_random_bf16(d_q.get(), d_q.bytes(), 7);
+            std::unique_ptr<cuda::DeviceSelection> sel;
+            if (policy.kind != PolicyKind::Full)
+                sel = std::make_unique<cuda::DeviceSelection>(policy, 1, Hq, Hkv, D, ctx);
+            cudaStream_t s;
+            CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+            const cuda::StepSequences ss{d_table.as<int32_t>(), pages, d_len.as<int32_t>(), 1};
+            auto step = [&] {
+                for (int l = 0; l < L; ++l) {
+                    cuda::DecodeAttentionParams p;
+                    p.q = d_q.as<uint16_t>();
+                    p.k_pool = layers[l].k.as<uint16_t>();
+                    p.v_pool = layers[l].v.as<uint16_t>();
+                    p.page_lists = d_table.as<int32_t>();
+                    p.seq_len = d_len.as<int32_t>();
+                    p.o_part = d_o.as<float>();
+                    p.lse_part = d_lse.as<float>();
+                    p.n_seq = 1;
+                    p.n_heads = Hq;
+                    p.n_kv_heads = Hkv;
+                    p.head_dim = D;
+                    p.page_size = P;
+                    p.n_split = n_split;
+                    p.min_tiles_per_split = min_tiles_per_split;
+                    p.scale = 1.0f / std::sqrt(float(D));
+                    p.out = d_out.get();  // merged in the same launch, as the backend runs it
+                    p.out_dtype = DType::BF16;
+                    p.counters = d_counters.as<int32_t>();
+                    if (sel && sel->sparse_layer(l)) {
+                        sel->select(layers[l].cache(), d_q.as<uint16_t>(), ss,
+                                    d_attended.as<int32_t>() + size_t(l) * Hq, s);
+                        sel->attach(p);
+                    }
+                    cuda::decode_attention(p, s);
+                }
+            };
+            // Parts of the step, each over the sparse layers as its own graph: the selection's scores
+            // alone, and the whole selection (scores, top-k and lists).
+            auto selection_only = [&](bool with_pick) {
+                for (int l = 0; l < L; ++l) {
+                    if (!sel->sparse_layer(l)) continue;
+                    sel->score(layers[l].cache(), d_q.as<uint16_t>(), ss, s);
+                    if (with_pick) sel->pick(ss, d_attended.as<int32_t>() + size_t(l) * Hq, s);
+                }
+            };
+            std::string parts;
+            // The step under the default launch mode (the table's number), and without PDL.
+            const double m = time_graph(s, step);
+            const cuda::ProgrammaticLaunch mode = cuda::programmatic_launch();
+            cuda::set_programmatic_launch(cuda::ProgrammaticLaunch::Off);
+            const double m_off = time_graph(s, step);
+            cuda::set_programmatic_launch(mode);
+            if (sel) {
+                const double scores_ms = time_graph(s, [&] { selection_only(false); });
+                const double select_ms = time_graph(s, [&] { selection_only(true); });
+                parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, step without PDL {:.3f}", scores_ms,
+                                    select_ms, m_off);
+            } else {
+                parts = fmt::format("step without PDL {:.3f}", m_off);
+            }
+            // Bytes: K/V of the attended tokens, plus what the selection reads in the sparse layers.
+            std::vector<int32_t> att(size_t(L) * Hq);
+            CUDA_CHECK(cudaMemcpy(att.data(), d_attended.get(), att.size() * 4, cudaMemcpyDeviceToHost));
+            const int lists = sel ? sel->n_lists() : Hkv;
+            const double kv_token = 2.0 * Hkv * D * 2;  // K+V of one token, one layer
+            double bytes = 0, attended = 0;
+            for (int l = 0; l < L; ++l) {
+                double a = ctx;
+                if (sel && sel->sparse_layer(l)) {
+                    a = 0;
+                    for (int i = 0; i < lists; ++i) a += att[size_t(l) * Hq + i];
+                    a /= lists;
+                    const double competing = pages - 1;
+                    if (policy.kind == PolicyKind::Quest) bytes += competing * Hkv * 2 * D * 2;
+                    if (policy.kind == PolicyKind::Nsa) bytes += competing * Hkv * (D * 4 + 4);
+                    if (policy.kind == PolicyKind::Oracle) bytes += double(ctx) * Hkv * D * 2;
+                }
+                attended += a / L;
+                bytes += a * kv_token * (lists == Hq ? double(Hq) / Hkv : 1.0);
+            }
+            if (policy.kind == PolicyKind::Full && full_ms == 0) full_ms = m;
+            const std::string label =
+                describe_policy(policy) +
+                (min_tiles.size() > 1 ? fmt::format(" min_tiles={}", min_tiles_per_split) : std::string());
+            fmt::print("| {} | {} | {:.3f} | {:.1f} | {:.0f} | {:.3f} GB | {:.2f} | {} |\n", ctx, label, m,
+                       m * 1000 / L, attended, bytes / 1e9, bytes / m / 1e9,
+                       full_ms > 0 ? fmt::format("{:.2f}x", full_ms / m) : std::string("-"));
+            fmt::print("  ({} ms)\n", parts);
+            CUDA_CHECK(cudaStreamDestroy(s));
+        }
     }
 }
 
@@ -466,8 +465,7 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps, in
                : f == cuda::RowFusion::Swiglu         ? "SwiGLU fused"
                : f == cuda::RowFusion::NormQkv        ? "SwiGLU + q/k/v norm fused"
                : f == cuda::RowFusion::AttentionInput ? "SwiGLU + q/k/v norm + attention input fused"
-               : f == cuda::RowFusion::LmHead         ? "+ LM-head norm and argmax fused"
-                                                      : "+ LM-head fusions + MLP norm fused";
+                                                      : "+ LM-head norm and argmax fused";
     };
     struct Mode {
         bool graphs;
@@ -479,7 +477,7 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps, in
     // Each mode twice, interleaved, so drift between them shows.
     for (int round = 0; round < (profile_steps > 0 ? 0 : 2); ++round) {
         for (auto f : {cuda::RowFusion::None, cuda::RowFusion::Swiglu, cuda::RowFusion::NormQkv,
-                       cuda::RowFusion::AttentionInput, cuda::RowFusion::LmHead, cuda::RowFusion::All})
+                       cuda::RowFusion::AttentionInput, cuda::RowFusion::LmHead})
             for (auto pdl : {ProgrammaticLaunch::Off, ProgrammaticLaunch::Gemv})
                 modes.push_back({true, pdl, f});
         modes.push_back({true, ProgrammaticLaunch::All, default_fusion});
@@ -556,10 +554,11 @@ int main(int argc, char** argv) {
     model->add_option("--profile-steps", profile_steps,
                       "default mode only; its first N steps between cudaProfilerStart/Stop (ncu)");
     cuda::RowFusion fusion = cuda::row_fusion();
-    const std::map<std::string, cuda::RowFusion> fusions{
-        {"none", cuda::RowFusion::None},        {"swiglu", cuda::RowFusion::Swiglu},
-        {"norm-qkv", cuda::RowFusion::NormQkv}, {"attention-input", cuda::RowFusion::AttentionInput},
-        {"lm-head", cuda::RowFusion::LmHead},   {"all", cuda::RowFusion::All}};
+    const std::map<std::string, cuda::RowFusion> fusions{{"none", cuda::RowFusion::None},
+                                                         {"swiglu", cuda::RowFusion::Swiglu},
+                                                         {"norm-qkv", cuda::RowFusion::NormQkv},
+                                                         {"attention-input", cuda::RowFusion::AttentionInput},
+                                                         {"lm-head", cuda::RowFusion::LmHead}};
     model->add_option("--fusion", fusion, "the default mode's GEMV fusions")
         ->transform(CLI::CheckedTransformer(fusions, CLI::ignore_case));
     auto* gemv_cmd = app.add_subcommand("gemv", "batch-1 projections: GEMV variants and cuBLAS");

@@ -208,9 +208,9 @@ TEST(GpuModel, RowFusionLevelsAreBitIdentical) {
     DSA_REQUIRE_GPU();
     const auto names = golden_models();
     if (names.empty()) GTEST_SKIP() << "no golden models";
-    const std::vector<cuda::RowFusion> levels = {cuda::RowFusion::None,    cuda::RowFusion::Swiglu,
+    const std::vector<cuda::RowFusion> levels = {cuda::RowFusion::None, cuda::RowFusion::Swiglu,
                                                  cuda::RowFusion::NormQkv, cuda::RowFusion::AttentionInput,
-                                                 cuda::RowFusion::LmHead,  cuda::RowFusion::All};
+                                                 cuda::RowFusion::LmHead};
     const cuda::RowFusion saved = cuda::row_fusion();
     AttentionPolicy quest;
     quest.kind = PolicyKind::Quest;

@@ -607,8 +607,9 @@ void run_score_case(Rng& rng, const Shape& sh, int P) {
                             first_bad << "item " << i << ": " << got << " vs CPU " << want[i];
                     }
                     for (int i = n_items; i < stride; ++i) written += bits[row + i] != 0xFFFFFFFFu;
-                    EXPECT_EQ(bad, 0) << "sequence " << s << " head " << kvh * G + h << " (" << n_items
-                                      << " items, tolerance scale " << largest << "), first " << first_bad.str();
+                    EXPECT_EQ(bad, 0)
+                        << "sequence " << s << " head " << kvh * G + h << " (" << n_items
+                        << " items, tolerance scale " << largest << "), first " << first_bad.str();
                     EXPECT_EQ(written, 0) << "sequence " << s << " head " << kvh * G + h
                                           << ": scores written past the " << n_items << " items";
                 }

@@ -127,6 +127,7 @@ struct CudaBackend::Impl {
     void upload_batch(std::span<Sequence* const> seqs, std::span<const int> tokens);
     void run_layers(int T, int n_seq);
     void lm_head(int row0, int rows);
+    GemvArgs normed_row(const void* w, const float* norm_weight, int n) const;
     void set_policy(const AttentionPolicy& policy);
     void destroy_graphs();
     void decode_attention_layer(int l, int n_seq);
@@ -343,16 +344,6 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
     const bool fuse_swiglu = one_row && fusion >= RowFusion::Swiglu;
     const bool norm_qkv = one_row && fusion >= RowFusion::NormQkv;
     const bool qkv_to_attention_input = one_row && fusion >= RowFusion::AttentionInput && !cfg.qk_norm;
-    const bool norm_mlp = one_row && fusion >= RowFusion::All;
-    auto norm_row = [&](const float* norm_weight) {
-        GemvArgs a;
-        a.norm_in = resid.as<float>();
-        a.norm_weight = norm_weight;
-        a.norm_eps = eps;
-        a.k = H;
-        a.dtype = dt;
-        return a;
-    };
     embed_tokens(step_ptr(at.tokens), weights->embed(), dt, resid.as<float>(), T, H, stream);
     for (int l = 0; l < cfg.n_layers; ++l) {
         const DeviceLayer& w = weights->layers()[static_cast<size_t>(l)];
@@ -382,10 +373,8 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
         ai.head_dim = D;
         ai.page_size = ks.page_size;
         if (norm_qkv) {  // RMSNorm inside the q/k/v GEMV, and maybe attention_input in its epilogue
-            GemvArgs a = norm_row(w.attn_norm);
-            a.w = w.wqkv;
+            GemvArgs a = normed_row(w.wqkv, w.attn_norm, qkv_dim);
             a.y = qkv.as<float>();
-            a.n = qkv_dim;
             a.to_attention_input = qkv_to_attention_input;
             a.attention = ai;
             linear->row(a);
@@ -436,19 +425,17 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
         }
         (*linear)(attn.get(), w.wo, dt, resid.as<float>(), T, H, Qd, 1.0f);
 
-        if (fuse_swiglu) {  // SwiGLU in the gate/up GEMV's epilogue, and maybe RMSNorm in its prologue
-            if (!norm_mlp) rmsnorm(resid.as<float>(), w.mlp_norm, xn.get(), dt, T, H, eps, stream);
-            GemvArgs a = norm_row(w.mlp_norm);
-            if (!norm_mlp) {  // x is the norm just written
-                a.norm_in = nullptr;
-                a.x = xn.get();
-            }
+        rmsnorm(resid.as<float>(), w.mlp_norm, xn.get(), dt, T, H, eps, stream);
+        if (fuse_swiglu) {  // SwiGLU in the gate/up GEMV's epilogue
+            GemvArgs a;
             a.w = w.w_gate_up;
+            a.x = xn.get();
             a.swiglu_out = act.get();
             a.n = 2 * I;
+            a.k = H;
+            a.dtype = dt;
             linear->row(a);
         } else {
-            rmsnorm(resid.as<float>(), w.mlp_norm, xn.get(), dt, T, H, eps, stream);
             (*linear)(xn.get(), w.w_gate_up, dt, gate_up.as<float>(), T, 2 * I, H, 0.0f);
             swiglu(gate_up.as<float>(), act.get(), dt, T, I, stream);
         }
@@ -536,23 +523,30 @@ void CudaBackend::Impl::lm_head(int row0, int rows) {
     (*linear)(xn.get(), weights->lm_head(), dt, logits.as<float>(), rows, cfg.vocab_size, H, 0.0f);
 }
 
+// One row of W [n][hidden] times rmsnorm(resid row 0) * norm_weight, the norm computed inside the GEMV
+// (gemv.h); the caller sets the output.
+GemvArgs CudaBackend::Impl::normed_row(const void* w, const float* norm_weight, int n) const {
+    GemvArgs a;
+    a.w = w;
+    a.norm_in = resid.as<float>();
+    a.norm_weight = norm_weight;
+    a.norm_eps = static_cast<float>(cfg.rms_norm_eps);
+    a.n = n;
+    a.k = cfg.hidden_size;
+    a.dtype = dt;
+    return a;
+}
+
 // Greedy tokens on the device for row 0 only (forward_greedy's one sequence). One sequence at
-// RowFusion::LmHead and above: the final norm and the argmax inside the LM-head GEMV (bit-identical).
+// RowFusion::LmHead: the final norm and the argmax inside the LM-head GEMV (bit-identical).
 void CudaBackend::Impl::decode_body(int n_seq) {
     run_layers(n_seq, n_seq);
     const int H = cfg.hidden_size;
     if (n_seq == 1 && row_fusion() >= RowFusion::LmHead && gemv_supported(H, dt, true)) {
-        GemvArgs a;
-        a.w = weights->lm_head();
-        a.norm_in = resid.as<float>();
-        a.norm_weight = weights->final_norm();
-        a.norm_eps = static_cast<float>(cfg.rms_norm_eps);
+        GemvArgs a = normed_row(weights->lm_head(), weights->final_norm(), cfg.vocab_size);
         a.y = logits.as<float>();
         a.argmax_out = next_token.as<int32_t>();
         a.argmax_scratch = argmax_scratch.get();
-        a.n = cfg.vocab_size;
-        a.k = H;
-        a.dtype = dt;
         linear->row(a);
         return;
     }

@@ -17,10 +17,10 @@ namespace dsa::cuda {
 
 // Which of the GEMV's fusions (gemv.h) the one-row decode step uses; each level adds one to the one before:
 // SwiGLU in the gate/up GEMV's epilogue; RMSNorm in the q/k/v GEMV's prologue; attention_input in the q/k/v
-// GEMV's epilogue (models without q/k norm); the final RMSNorm and the greedy argmax in the LM-head GEMV;
-// RMSNorm in the gate/up GEMV's prologue. `cuda_bench model` measures every level (docs/perf.md, "Decode
-// step"), the default is the fastest measured.
-enum class RowFusion { None, Swiglu, NormQkv, AttentionInput, LmHead, All };
+// GEMV's epilogue (models without q/k norm); the final RMSNorm and the greedy argmax in the LM-head GEMV.
+// `cuda_bench model` measures every level (docs/perf.md, "Decode step"); the default is the fastest measured.
+// (The MLP's RMSNorm in the gate/up GEMV's prologue measured no faster and is not offered.)
+enum class RowFusion { None, Swiglu, NormQkv, AttentionInput, LmHead };
 void set_row_fusion(RowFusion mode);
 RowFusion row_fusion();
 
