@@ -25,12 +25,22 @@ struct PrefillAttentionParams {
     int n_seq = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, page_size = 16;
     int max_q_len = 0;  // longest q_start[s + 1] - q_start[s] (sizes the grid)
     float scale = 1.0f;
-    // Tile configuration (head_dim 128 only; others always use 0): 0: 64 query rows per CTA (4 warps), 2 K/V
-    // stages; 1: 128 rows (8 warps), 2 stages; 2: 64 rows, 3 stages; 3: 128 rows, 3 stages.
+    // Tile configuration (head_dim 128 only; others always use 0). 16 query rows per warp, Q in registers:
+    // 0: 4 warps (64 rows per CTA), 2 K/V stages; 1: 8 warps, 2 stages; 2: 4 warps, 3 stages; 3: 8 warps,
+    // 3 stages. 32 rows per warp, Q in shared memory: 4: 4 warps (128 rows), 2 stages; 5: 4 warps, 3 stages;
+    // 6: 8 warps (256 rows), 2 stages; 7: 8 warps, 3 stages. Variants 8-10 are 6, 7 and 4 with the online
+    // softmax over 32 keys at a time instead of the tile's 64 (32 fewer live registers).
     int variant = 0;
 };
 
-// head_dim: a multiple of 16 up to 128; page_size: any (K/V rows are gathered one by one).
+constexpr int kPrefillAttentionVariants = 11;
+
+// The variant the CUDA backend runs for head_dim 128 (the fastest measured, docs/perf.md "Prefill");
+// `cuda_bench model --prefill-variants` sets others to time the whole prefill with each.
+void set_prefill_attention_variant(int variant);
+int prefill_attention_variant();
+
+// head_dim: a multiple of 16 up to 128; page_size: a power of two (K/V rows are gathered one by one).
 void prefill_attention(const PrefillAttentionParams& p, cudaStream_t stream);
 
 }  // namespace dsa::cuda

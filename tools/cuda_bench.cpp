@@ -8,6 +8,7 @@
 //   cuda_bench gemv                         batch-1 projections of Llama-3.1-8B: GEMV variants and cuBLAS
 //   cuda_bench prefill-attn [--ctx 32768]   one layer of causal prefill attention (32/8 heads, d 128)
 //   cuda_bench model [--shape models/shapes/llama-3.1-8b.json] [--prefill 32768] [--depth 4096] [--steps 128]
+//                    [--prefill-variants 4,7]
 //       random-weight model: prefill tok/s of one prompt, then greedy decode tok/s at a context depth,
 //       with and without the decode CUDA graph, in every fusion and programmatic-launch mode;
 //       --profile-steps N: the default mode only, N steps bracketed for `ncu --profile-from-start off`
@@ -388,7 +389,7 @@ void bench_prefill_attention(int ctx) {
     fmt::print("prefill attention, one layer, {} tokens causal, 32/8 heads, d 128, P 16: {:.2f} TFLOP\n", ctx,
                flops / 1e12);
     fmt::print("| variant | ms | TFLOP/s |\n|---|---|---|\n");
-    for (int variant = 0; variant < 4; ++variant) {
+    for (int variant = 0; variant < cuda::kPrefillAttentionVariants; ++variant) {
         cuda::PrefillAttentionParams p;
         p.q = q.as<uint16_t>();
         p.k_pool = k.as<uint16_t>();
@@ -415,7 +416,8 @@ void bench_prefill_attention(int ctx) {
 
 // profile_steps > 0: the default mode only, its first profile_steps timed steps between cudaProfilerStart and
 // cudaProfilerStop (for `ncu --profile-from-start off`: every kernel of those decode steps and nothing else).
-void bench_model(const std::string& shape, int prefill, int depth, int steps, int profile_steps) {
+void bench_model(const std::string& shape, int prefill, std::vector<int> prefill_variants, int depth, int steps,
+                 int profile_steps) {
     double t0 = now_ms();
     const Model model = make_random_model(shape, 0);
     fmt::print("{}: random weights built in {:.1f} s ({:.2f} GB)\n", shape, (now_ms() - t0) / 1000,
@@ -440,17 +442,24 @@ void bench_model(const std::string& shape, int prefill, int depth, int steps, in
         gpu.forward(s, random_tokens(std::min(prefill, 4096)), LogitsMode::Last, logits);
         gpu.release(s);
     }
-    std::vector<double> pre;
-    for (int r = 0; r < 3; ++r) {
-        Sequence s;
-        const auto toks = random_tokens(prefill);
-        const double a = now_ms();
-        gpu.forward(s, toks, LogitsMode::Last, logits);
-        pre.push_back(now_ms() - a);
-        gpu.release(s);
+    const int default_variant = cuda::prefill_attention_variant();
+    if (prefill_variants.empty()) prefill_variants = {default_variant};
+    for (int variant : prefill_variants) {
+        cuda::set_prefill_attention_variant(variant);
+        std::vector<double> pre;
+        for (int r = 0; r < 3; ++r) {
+            Sequence s;
+            const auto toks = random_tokens(prefill);
+            const double a = now_ms();
+            gpu.forward(s, toks, LogitsMode::Last, logits);
+            pre.push_back(now_ms() - a);
+            gpu.release(s);
+        }
+        const double pm = median(pre);
+        fmt::print("prefill {} tokens (attention variant {}): {:.1f} ms, {:.0f} tok/s\n", prefill, variant, pm,
+                   prefill / pm * 1000);
     }
-    const double pm = median(pre);
-    fmt::print("prefill {} tokens: {:.1f} ms, {:.0f} tok/s\n", prefill, pm, prefill / pm * 1000);
+    cuda::set_prefill_attention_variant(default_variant);
 
     using cuda::ProgrammaticLaunch;
     const auto mode_name = [](ProgrammaticLaunch m) {
@@ -550,6 +559,9 @@ int main(int argc, char** argv) {
     model->add_option("--prefill", prefill);
     model->add_option("--depth", depth);
     model->add_option("--steps", steps);
+    std::string prefill_variants;
+    model->add_option("--prefill-variants", prefill_variants,
+                      "time the prefill with each of these prefill-attention variants (default: the backend's)");
     int profile_steps = 0;
     model->add_option("--profile-steps", profile_steps,
                       "default mode only; its first N steps between cudaProfilerStart/Stop (ncu)");
@@ -573,7 +585,8 @@ int main(int argc, char** argv) {
                             min_tiles.empty() ? std::vector<int>{} : parse_list(min_tiles), in_order);
         if (*model) {
             cuda::set_row_fusion(fusion);
-            bench_model(shape, prefill, depth, steps, profile_steps);
+            bench_model(shape, prefill, prefill_variants.empty() ? std::vector<int>{} : parse_list(prefill_variants), depth,
+                        steps, profile_steps);
         }
         if (*gemv_cmd) bench_gemv();
         if (*pattn) bench_prefill_attention(pctx);

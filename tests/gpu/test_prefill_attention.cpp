@@ -12,10 +12,11 @@
 namespace dsa::test {
 namespace {
 
-void run_prefill_case(Rng& rng, int D, int G, int P, DType out_dtype) {
+void run_prefill_case(Rng& rng, int D, int G, int P, DType out_dtype, int variant = 0) {
     const int n_kv_heads = 2, n_heads = n_kv_heads * G;
-    // (cached prefix, chunk length) per sequence: a fresh prompt, a chunk after a long prefix, a short one.
-    const std::vector<std::pair<int, int>> shape = {{0, rng.integer(1, 200)},
+    // (cached prefix, chunk length) per sequence: a fresh prompt (for the tile variants longer than the 256
+    // query rows of the largest CTA), a chunk after a long prefix, a short one.
+    const std::vector<std::pair<int, int>> shape = {{0, variant > 0 ? rng.integer(257, 600) : rng.integer(1, 200)},
                                                     {rng.integer(1, 400), rng.integer(60, 150)},
                                                     {rng.integer(0, 40), rng.integer(1, 9)}};
     const int n_seq = static_cast<int>(shape.size());
@@ -60,6 +61,7 @@ void run_prefill_case(Rng& rng, int D, int G, int P, DType out_dtype) {
     p.page_size = P;
     p.max_q_len = max_q;
     p.scale = scale;
+    p.variant = variant;
     cuda::prefill_attention(p, nullptr);
     const auto out = from_device_as_f32(d_out, out_dtype, n_out);
 
@@ -75,7 +77,7 @@ void run_prefill_case(Rng& rng, int D, int G, int P, DType out_dtype) {
             }
         }
     EXPECT_LE(rel_error(out, ref), 1e-2)
-        << "D " << D << " G " << G << " P " << P << " out " << dtype_name(out_dtype);
+        << "D " << D << " G " << G << " P " << P << " out " << dtype_name(out_dtype) << " variant " << variant;
 }
 
 TEST(GpuPrefillAttention, MatchesCpu) {
@@ -84,6 +86,15 @@ TEST(GpuPrefillAttention, MatchesCpu) {
     for (int D : {64, 128})
         for (int G : {1, 4, 8})
             for (int P : {16, 64}) run_prefill_case(rng, D, G, P, DType::BF16);
+}
+
+// Every tile configuration of head_dim 128 (16 or 32 query rows per warp, 4 or 8 warps, 2 or 3 stages): chunks
+// shorter and longer than one CTA's rows, and with the max_q_len spanning several CTAs.
+TEST(GpuPrefillAttention, EveryVariantMatchesCpu) {
+    DSA_REQUIRE_GPU();
+    Rng rng;
+    for (int variant = 0; variant < cuda::kPrefillAttentionVariants; ++variant)
+        for (int G : {1, 4}) run_prefill_case(rng, 128, G, G == 1 ? 64 : 16, DType::BF16, variant);
 }
 
 TEST(GpuPrefillAttention, OutputDtypesAndSmallHeadDims) {

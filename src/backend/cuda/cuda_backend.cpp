@@ -419,8 +419,7 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
             pa.page_size = ks.page_size;
             pa.max_q_len = T;
             pa.scale = attn_scale;
-            pa.variant =
-                D == 128 ? 3 : 0;  // 128 query rows, 3 stages: 214 vs 180 TFLOP/s at 32K (docs/perf.md)
+            pa.variant = D == 128 ? prefill_attention_variant() : 0;
             prefill_attention(pa, stream);
         }
         (*linear)(attn.get(), w.wo, dt, resid.as<float>(), T, H, Qd, 1.0f);
