@@ -145,10 +145,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks) gemv_kernel(const Gem
     if constexpr (kNormIn) {  // rmsnorm_kernel's arithmetic, in the same order (bit-identical)
         T* xs = reinterpret_cast<T*>(gemv_smem);  // [k]
         const float* in = a.norm_in;
-        float ss = 0.0f;
-#pragma unroll 8
-        for (int i = threadIdx.x; i < k; i += blockDim.x) ss += in[i] * in[i];
-        const float inv = rsqrtf(block_sum(ss) / static_cast<float>(k) + a.norm_eps);
+        const float inv = rms_inverse(in, k, a.norm_eps);
 #pragma unroll 8
         for (int i = threadIdx.x; i < k; i += blockDim.x) xs[i] = from_f32<T>(in[i] * inv * a.norm_weight[i]);
         __syncthreads();

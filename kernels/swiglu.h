@@ -6,10 +6,8 @@
 
 namespace dsa::cuda {
 
-// gate_up: [n_tokens][2 * inter] in `in_dtype`, fp32 or out_dtype (gate in columns [0, inter), up in
-//          [inter, 2 * inter)). out: [n_tokens][inter] in `out_dtype` (the down projection's input).
-// n_tokens <= 65535. The arithmetic is the same in every case: silu(g) * u in fp32, rounded once.
-void swiglu(const void* gate_up, DType in_dtype, void* out, DType out_dtype, int n_tokens, int inter,
-            cudaStream_t stream);
+// gate_up: [n_tokens][2 * inter] fp32 (gate in columns [0, inter), up in [inter, 2 * inter)).
+// out:     [n_tokens][inter] in `out_dtype` (the down projection's input). n_tokens <= 65535.
+void swiglu(const float* gate_up, void* out, DType out_dtype, int n_tokens, int inter, cudaStream_t stream);
 
 }  // namespace dsa::cuda

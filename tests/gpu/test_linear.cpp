@@ -107,7 +107,7 @@ TEST(GpuLinear, FusedNormAndSwigluAreBitIdenticalToSeparateKernels) {
                 a.y = d_gate_up.as<float>();
                 a.beta = 0.0f;
                 cuda::gemv(a, nullptr, variant);
-                cuda::swiglu(d_gate_up.get(), DType::F32, d_act.get(), t, 1, inter, nullptr);
+                cuda::swiglu(d_gate_up.as<float>(), d_act.get(), t, 1, inter, nullptr);
 
                 // Fused: the norm in, and SwiGLU out.
                 cuda::GemvArgs f = a;

@@ -99,7 +99,7 @@ struct CudaBackend::Impl {
     DeviceBuffer qkv;             // [C][q_dim + 2 kv_dim] fp32
     DeviceBuffer q;               // [C][n_heads][D] bf16, post-RoPE
     DeviceBuffer attn;            // [C][q_dim] attention output, weight dtype
-    DeviceBuffer gate_up;         // [C][2 inter] fp32 (decode), or the model dtype (prefill)
+    DeviceBuffer gate_up;         // [C][2 inter] fp32
     DeviceBuffer act;             // [C][inter] weight dtype
     DeviceBuffer logits;          // [kLogitsRows][vocab] fp32
     DeviceBuffer o_part;          // [B][n_heads][n_split(B)][D] fp32, sized for the largest B * n_split(B)
@@ -434,12 +434,9 @@ void CudaBackend::Impl::run_layers(int T, int n_seq) {
             a.k = H;
             a.dtype = dt;
             linear->row(a);
-        } else if (decode_step) {  // batched decode: fp32 gate/up, as the one-row GEMV path computes it
+        } else {
             (*linear)(xn.get(), w.w_gate_up, dt, gate_up.as<float>(), T, 2 * I, H, 0.0f);
-            swiglu(gate_up.get(), DType::F32, act.get(), dt, T, I, stream);
-        } else {  // prefill: gate/up in the model dtype, as transformers computes it (0.47 GB less per chunk)
-            linear->rows_to(xn.get(), w.w_gate_up, dt, gate_up.get(), dt, T, 2 * I, H);
-            swiglu(gate_up.get(), dt, act.get(), dt, T, I, stream);
+            swiglu(gate_up.as<float>(), act.get(), dt, T, I, stream);
         }
         (*linear)(act.get(), w.w_down, dt, resid.as<float>(), T, H, I, 1.0f);
     }

@@ -67,23 +67,12 @@ void Linear::operator()(const void* x, const void* w, DType dtype, float* y, int
         row(plain_row(w, x, dtype, y, n, k, beta));
         return;
     }
-    gemm(x, w, dtype, y, DType::F32, m, n, k, beta);
-}
-
-void Linear::rows_to(const void* x, const void* w, DType dtype, void* y, DType y_dtype, int m, int n, int k) {
-    if (m == 0 || n == 0) return;
-    gemm(x, w, dtype, y, y_dtype, m, n, k, 0.0f);
-}
-
-void Linear::gemm(const void* x, const void* w, DType dtype, void* y, DType y_dtype, int m, int n, int k,
-                  float beta) {
     // cuBLAS is column-major: row-major y[m][n] is C = y^T (n x m, ldc n), w[n][k] is a column-major k x n
-    // matrix (op T gives n x k), x[m][k] a column-major k x m one: C = op_T(w) * x. fp32 accumulation in
-    // every case; a 16-bit y is rounded once from it.
+    // matrix (op T gives n x k), x[m][k] a column-major k x m one: C = op_T(w) * x.
     const float alpha = 1.0f;
     const cudaDataType_t t = cuda_type(dtype);
     check(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w, t, k, x, t, k, &beta, y,
-                       cuda_type(y_dtype), n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                       CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
           "cublasGemmEx");
 }
 

@@ -34,10 +34,6 @@ public:
     // x: [m][k] in `dtype`.  w: [n][k] in `dtype`.  y: [m][n] fp32.
     void operator()(const void* x, const void* w, DType dtype, float* y, int m, int n, int k, float beta);
 
-    // The same product through cuBLAS for any m, with y: [m][n] in y_dtype (beta 0): prefill's gate/up
-    // projection writes bf16 for the SwiGLU kernel, half the bytes of fp32 written and read back.
-    void rows_to(const void* x, const void* w, DType dtype, void* y, DType y_dtype, int m, int n, int k);
-
     // One row through the GEMV kernel with the variant tuned for (a.n, a.k), fusions included (gemv.h):
     // the decode step of one sequence. Precondition: gemv_supported(a.k, a.dtype, a.norm_in != nullptr).
     void row(const GemvArgs& a);
@@ -48,8 +44,6 @@ public:
                    int n, int k);
 
 private:
-    void gemm(const void* x, const void* w, DType dtype, void* y, DType y_dtype, int m, int n, int k, float beta);
-
     cudaStream_t stream_;
     cublasHandle_t handle_ = nullptr;
     DeviceBuffer workspace_;  // set explicitly so cuBLAS never allocates (CUDA graph capture)
