@@ -14,7 +14,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kStages = 3;  // tiles in flight per warp: 2 loading while 1 is computed
-constexpr int kTile = 16;   // tokens per tile: one mma n=16 (two n8 tiles) of scores
+constexpr int kTile = 16;                // tokens per tile: one mma n=16 (two n8 tiles) of scores
 // List entries of a split staged in shared memory up front (one coalesced read), so issuing a tile's copy
 // never waits on a dependent load of its page id; a split with more entries reads the rest from global.
 constexpr int kStagedEntries = 512;
@@ -96,9 +96,18 @@ __device__ void merge_splits(const DecodeAttentionParams& p, size_t out_row0, in
     }
 }
 
+// The kernel's prologue (length, page ids, the first K/V tiles) runs before the wait on the previous kernel
+// when every input it reads there is older than that kernel. That holds for block-table lists (p.list_len
+// null: the tables and lengths are copied from the host before the step) and for K/V of every page but the
+// sequence's current one, whose newest slot the previous kernel (q/k/v projection + attention input)
+// writes. Every dsa kernel triggers its dependents only after its own wait (pdl_begin), so when this grid
+// runs, the kernel two back has finished. Launched with programmatic serialisation, a layer's CTAs then
+// start streaming K/V while the previous layer's last CTAs still merge (~5 us per launch at 32K,
+// docs/perf.md). Sparse lists are written by the selection kernel just before: their CTAs wait first.
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const DecodeAttentionParams p) {
-    pdl_begin();
+    const bool early = p.list_len == nullptr;  // uniform over the grid
+    if (!early) pdl_begin();
     extern __shared__ __align__(16) unsigned char smem_raw[];
     constexpr int S = smem_stride<D>();
     constexpr int kTileElems = kTile * S;
@@ -124,22 +133,6 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
     }
     const size_t out_row0 = static_cast<size_t>(s) * p.n_heads + head0;
     const int r0 = lane / 4, c0 = 2 * (lane % 4);
-    // Q of the group's heads as mma A fragments (rows past G are zeros), requested before the length and
-    // the list, whose loads then share its round trip.
-    uint32_t qa[D / 16][4];
-    {
-        const bf16* q = reinterpret_cast<const bf16*>(p.q) + out_row0 * D;
-        auto ld = [&](int r, int c) -> uint32_t {
-            return r < rows ? *reinterpret_cast<const uint32_t*>(q + static_cast<size_t>(r) * D + c) : 0u;
-        };
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            qa[kk][0] = ld(r0, kk * 16 + c0);
-            qa[kk][1] = ld(r0 + 8, kk * 16 + c0);
-            qa[kk][2] = ld(r0, kk * 16 + c0 + 8);
-            qa[kk][3] = ld(r0 + 8, kk * 16 + c0 + 8);
-        }
-    }
 
     const int P = p.page_size, tpp = P / kTile;
     const int L = p.seq_len[s];
@@ -153,6 +146,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
     const int tps = max(p.min_tiles_per_split, (n_tiles + p.n_split - 1) / p.n_split);
     const int t_begin = split * tps, t_end = min(n_tiles, t_begin + tps);
     if (t_begin >= t_end) {
+        if (early) pdl_begin();
         if (threadIdx.x < rows) p.lse_part[(out_row0 + threadIdx.x) * p.n_split + split] = -INFINITY;
         return;
     }
@@ -203,12 +197,41 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
         }
     };
 
+    // The first kStages - 1 tiles of this warp, one cp.async group each; before the wait only those of
+    // pages other than the current one (a prefix, since tiles ascend).
     const int first = t_begin + warp;
     const int n_mine = first < t_end ? (t_end - first + kWarps - 1) / kWarps : 0;
+    int issued = 0;
+    auto issue_first_tiles = [&](bool current_page_too) {
+        for (; issued < kStages - 1; ++issued) {
+            const int t = first + issued * kWarps;
+            if (issued < n_mine) {
+                if (!current_page_too && t / tpp >= n_entries - 1) break;
+                load_tile(t, issued);
+            }
+            cp_async_commit();
+        }
+    };
+    if (early) {
+        issue_first_tiles(false);
+        pdl_begin();
+    }
+    issue_first_tiles(true);
+
+    // Q of the group's heads as mma A fragments (rows past G are zeros): written by the previous kernel.
+    uint32_t qa[D / 16][4];
+    {
+        const bf16* q = reinterpret_cast<const bf16*>(p.q) + out_row0 * D;
+        auto ld = [&](int r, int c) -> uint32_t {
+            return r < rows ? *reinterpret_cast<const uint32_t*>(q + static_cast<size_t>(r) * D + c) : 0u;
+        };
 #pragma unroll
-    for (int i = 0; i < kStages - 1; ++i) {
-        if (i < n_mine) load_tile(first + i * kWarps, i);
-        cp_async_commit();
+        for (int kk = 0; kk < D / 16; ++kk) {
+            qa[kk][0] = ld(r0, kk * 16 + c0);
+            qa[kk][1] = ld(r0 + 8, kk * 16 + c0);
+            qa[kk][2] = ld(r0, kk * 16 + c0 + 8);
+            qa[kk][3] = ld(r0 + 8, kk * 16 + c0 + 8);
+        }
     }
 
     const float scale_log2 = p.scale * 1.4426950408889634f;
@@ -382,7 +405,8 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
             return true;
         }();
         (void)attr_set;
-        launch_kernel(decode_attention_kernel<D>, grid, dim3(kWarps * 32), smem, stream, p);
+        launch_kernel_as(p.list_len == nullptr, decode_attention_kernel<D>, grid, dim3(kWarps * 32), smem,
+                         stream, p);
     });
     CUDA_CHECK_LAUNCH();
 }

@@ -4,9 +4,11 @@
 // launched with the programmatic-serialization attribute may then be scheduled while the previous one still
 // runs, instead of after a full drain. The decode step is ~290 dependent kernels, most of them a few
 // microseconds long, so the gaps are a visible part of it.
-// The decode GEMVs issue their first weight loads before the wait (the weights do not depend on the previous
-// kernel), so the drain and launch gap before each projection is spent reading memory.
-//   Gemv: only the GEMV launches carry the attribute (the default: 5.235 ms per decode step at 4K).
+// The kernels that read memory before the wait issue those loads first, so the drain and launch gap before
+// them is spent reading: the decode GEMVs their weights, full decode attention (block-table lists) its page
+// ids and the K/V of every page but the current one, the Quest and NSA score kernels their page metadata.
+// Those launches are the "early" ones (launch_kernel_as).
+//   Gemv: only the early launches carry the attribute (the default; named for the first of them).
 //   All:  every launch does (5.23 ms; but the sparse attention step at 128K: nsa 1.92 against 1.74 ms).
 //   Off:  none (5.27 ms).
 namespace dsa::cuda {

@@ -19,10 +19,10 @@ constexpr int kPagesPerCta = kChunkPages;
 
 // One round of loads covers the CTA's 64 pages (kBatch per lane group: 16 at D = 128, 33 KB in flight per
 // CTA), and the page ids are requested before the queries are staged: two dependent memory round trips per
-// CTA (page ids, then sums and counts). The loop of 4 pages per round before took 8.
+// CTA (page ids, then sums and counts). The loop of 4 pages per round before took 8. Ids, sums and counts
+// are read before the wait on the previous kernel, as in quest_score: scored pages exclude the current one.
 template <int D>
 __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScoreParams p) {
-    pdl_begin();
     constexpr int LP = lanes_per_item(D, 4), kPerWarp = 32 / LP;
     constexpr int kBatch = kPagesPerCta / (kWarps * kPerWarp);
     static_assert(kBatch >= 1 && kBatch * kWarps * kPerWarp == kPagesPerCta);
@@ -30,7 +30,7 @@ __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScorePara
     __shared__ float
         sc[kMaxGroup * kPagesPerCta];  // [G][items]: the chunk's scores, for the softmax partials
     const Chunk c = chunk_of(p, kPagesPerCta, false);
-    if (c.first >= c.end) return;
+    if (c.first >= c.end) return;  // writes nothing: needs no wait
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int sub = lane % LP, d0 = sub * 4;
@@ -42,8 +42,6 @@ __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScorePara
     int page[kBatch];
 #pragma unroll
     for (int b = 0; b < kBatch; ++b) page[b] = table[min(base + b * kPerWarp, c.end - 1)];
-    load_queries<D>(p, c, sq);
-
     float4 sum[kBatch];
     int cnt[kBatch];
 #pragma unroll
@@ -52,6 +50,8 @@ __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScorePara
         cnt[b] = p.count[mi];
         sum[b] = *reinterpret_cast<const float4*>(p.ksum + mi * D + (has_dims ? d0 : 0));
     }
+    pdl_begin();  // the queries are the previous kernel's output
+    load_queries<D>(p, c, sq);
 #pragma unroll
     for (int b = 0; b < kBatch; ++b) {
         const int j = base + b * kPerWarp;
@@ -79,8 +79,8 @@ __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScorePara
 void nsa_score(const PageScoreParams& p, cudaStream_t stream) {
     if (p.n_seq == 0 || p.max_items <= 0) return;
     const dim3 grid = score_grid(p, kPagesPerCta, "nsa_score");
-    DSA_DISPATCH_HEAD_DIM(p.head_dim,
-                          { launch_kernel(nsa_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
+    DSA_DISPATCH_HEAD_DIM(
+        p.head_dim, { launch_kernel_as(true, nsa_score_kernel<D>, grid, dim3(kThreads), 0, stream, p); });
     CUDA_CHECK_LAUNCH();
 }
 

@@ -41,15 +41,17 @@ __device__ __forceinline__ uint4 keep_sign(uint4 v, bool negative) {
 }
 
 // NT tiles of 8 query heads (G <= 8 NT). Grid (chunks of 64 pages, n_kv_heads, n_seq), 4 warps.
+// The page ids and bounds are read before the wait on the previous kernel: the scored pages exclude the
+// sequence's current one, the only page whose bounds the step's attention input updates, and the tables
+// and lengths come from the host (the dependency rule in decode_attention.cu). Only the queries wait.
 template <int D, int NT>
 __global__ void __launch_bounds__(kThreads) quest_score_kernel(const PageScoreParams p) {
-    pdl_begin();
     constexpr int kChunks = 2 * D / 32;  // 32-element chunks of a [kmin, kmax] row
     static_assert(D % 16 == 0 && kChunks >= 1);
     __shared__ float
         sc[kMaxGroup * kPagesPerCta];  // [G][items]: the chunk's scores, for the softmax partials
     const Chunk c = chunk_of(p, kPagesPerCta, false);
-    if (c.first >= c.end) return;
+    if (c.first >= c.end) return;  // writes nothing: needs no wait
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 4, t = lane % 4;
     // Every load below is unconditional (indices clamped into range, the values masked afterwards), so the
@@ -59,6 +61,17 @@ __global__ void __launch_bounds__(kThreads) quest_score_kernel(const PageScorePa
     const int32_t* table = p.block_tables + c.s * p.table_stride;
     const int j0 = c.first + warp * 16 + r, j1 = j0 + 8;  // this lane's two pages (tile rows r, r + 8)
     const int page0 = table[min(j0, c.end - 1)], page1 = table[min(j1, c.end - 1)];
+
+    // A: the lane's 16-byte pieces of its two pages' rows.
+    uint4 a0[kChunks], a1[kChunks];
+    const uint16_t* row0 = p.kminmax + (static_cast<size_t>(page0) * p.n_kv_heads + c.kvh) * 2 * D;
+    const uint16_t* row1 = p.kminmax + (static_cast<size_t>(page1) * p.n_kv_heads + c.kvh) * 2 * D;
+#pragma unroll
+    for (int ch = 0; ch < kChunks; ++ch) {
+        a0[ch] = *reinterpret_cast<const uint4*>(row0 + 32 * ch + 8 * t);
+        a1[ch] = *reinterpret_cast<const uint4*>(row1 + 32 * ch + 8 * t);
+    }
+    pdl_begin();  // the queries are the previous kernel's output
 
     // B: Q' of head 8 n + r at the lane's elements, one uint4 per chunk (zero for heads past the group).
     uint4 qb[NT][kChunks];
@@ -72,15 +85,6 @@ __global__ void __launch_bounds__(kThreads) quest_score_kernel(const PageScorePa
                 *reinterpret_cast<const uint4*>(q + min(8 * n + r, c.G - 1) * D + (e < D ? e : e - D));
         }
 
-    // A: the lane's 16-byte pieces of its two pages' rows.
-    uint4 a0[kChunks], a1[kChunks];
-    const uint16_t* row0 = p.kminmax + (static_cast<size_t>(page0) * p.n_kv_heads + c.kvh) * 2 * D;
-    const uint16_t* row1 = p.kminmax + (static_cast<size_t>(page1) * p.n_kv_heads + c.kvh) * 2 * D;
-#pragma unroll
-    for (int ch = 0; ch < kChunks; ++ch) {
-        a0[ch] = *reinterpret_cast<const uint4*>(row0 + 32 * ch + 8 * t);
-        a1[ch] = *reinterpret_cast<const uint4*>(row1 + 32 * ch + 8 * t);
-    }
 #pragma unroll
     for (int n = 0; n < NT; ++n)
 #pragma unroll
@@ -121,9 +125,9 @@ void quest_score(const PageScoreParams& p, cudaStream_t stream) {
     const bool two_tiles = p.n_heads / p.n_kv_heads > 8;
     DSA_DISPATCH_HEAD_DIM(p.head_dim, {
         if (two_tiles)
-            launch_kernel(quest_score_kernel<D, 2>, grid, dim3(kThreads), 0, stream, p);
+            launch_kernel_as(true, quest_score_kernel<D, 2>, grid, dim3(kThreads), 0, stream, p);
         else
-            launch_kernel(quest_score_kernel<D, 1>, grid, dim3(kThreads), 0, stream, p);
+            launch_kernel_as(true, quest_score_kernel<D, 1>, grid, dim3(kThreads), 0, stream, p);
     });
     CUDA_CHECK_LAUNCH();
 }

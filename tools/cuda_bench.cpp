@@ -272,19 +272,23 @@ void bench_attention(const std::vector<int>& contexts, const std::vector<std::st
                 }
             };
             std::string parts;
-            // The step under the default launch mode (the table's number), and without PDL.
+            // The step under the default launch mode (the table's number), without PDL, and with PDL on
+            // every launch (the selection's and the sparse lists' attention too).
             const double m = time_graph(s, step);
             const cuda::ProgrammaticLaunch mode = cuda::programmatic_launch();
             cuda::set_programmatic_launch(cuda::ProgrammaticLaunch::Off);
             const double m_off = time_graph(s, step);
+            cuda::set_programmatic_launch(cuda::ProgrammaticLaunch::All);
+            const double m_all = time_graph(s, step);
             cuda::set_programmatic_launch(mode);
             if (sel) {
                 const double scores_ms = time_graph(s, [&] { selection_only(false); });
                 const double select_ms = time_graph(s, [&] { selection_only(true); });
-                parts = fmt::format("scores {:.3f}, + top-k/lists {:.3f}, step without PDL {:.3f}", scores_ms,
-                                    select_ms, m_off);
+                parts = fmt::format(
+                    "scores {:.3f}, + top-k/lists {:.3f}, step without PDL {:.3f}, PDL on all {:.3f}",
+                    scores_ms, select_ms, m_off, m_all);
             } else {
-                parts = fmt::format("step without PDL {:.3f}", m_off);
+                parts = fmt::format("step without PDL {:.3f}, PDL on all {:.3f}", m_off, m_all);
             }
             // Bytes: K/V of the attended tokens, plus what the selection reads in the sparse layers.
             std::vector<int32_t> att(size_t(L) * Hq);
@@ -416,14 +420,15 @@ void bench_prefill_attention(int ctx) {
 
 // profile_steps > 0: the default mode only, its first profile_steps timed steps between cudaProfilerStart and
 // cudaProfilerStop (for `ncu --profile-from-start off`: every kernel of those decode steps and nothing else).
-void bench_model(const std::string& shape, int prefill, std::vector<int> prefill_variants, int depth, int steps,
-                 int profile_steps) {
+void bench_model(const std::string& shape, int prefill, int prefill_chunk, std::vector<int> prefill_variants,
+                 int depth, int steps, int profile_steps) {
     double t0 = now_ms();
     const Model model = make_random_model(shape, 0);
     fmt::print("{}: random weights built in {:.1f} s ({:.2f} GB)\n", shape, (now_ms() - t0) / 1000,
                model.weight_bytes() / 1e9);
     BackendOptions opts;
     opts.context = std::max(prefill, depth + steps + 64);
+    opts.prefill_chunk = prefill_chunk;
     t0 = now_ms();
     CudaBackend gpu(model, opts);
     fmt::print("uploaded in {:.1f} s: weights {:.2f} GB on device, KV cache {:.2f} GB for {} tokens\n",
@@ -456,8 +461,8 @@ void bench_model(const std::string& shape, int prefill, std::vector<int> prefill
             gpu.release(s);
         }
         const double pm = median(pre);
-        fmt::print("prefill {} tokens (attention variant {}): {:.1f} ms, {:.0f} tok/s\n", prefill, variant, pm,
-                   prefill / pm * 1000);
+        fmt::print("prefill {} tokens (chunks of {}, attention variant {}): {:.1f} ms, {:.0f} tok/s\n",
+                   prefill, prefill_chunk > 0 ? prefill_chunk : kCudaPrefillChunk, variant, pm, prefill / pm * 1000);
     }
     cuda::set_prefill_attention_variant(default_variant);
 
@@ -559,9 +564,13 @@ int main(int argc, char** argv) {
     model->add_option("--prefill", prefill);
     model->add_option("--depth", depth);
     model->add_option("--steps", steps);
+    int prefill_chunk = 0;
+    model->add_option("--prefill-chunk", prefill_chunk,
+                      "prompt tokens per prefill pass (0: the backend's kCudaPrefillChunk, 8192)");
     std::string prefill_variants;
-    model->add_option("--prefill-variants", prefill_variants,
-                      "time the prefill with each of these prefill-attention variants (default: the backend's)");
+    model->add_option(
+        "--prefill-variants", prefill_variants,
+        "time the prefill with each of these prefill-attention variants (default: the backend's)");
     int profile_steps = 0;
     model->add_option("--profile-steps", profile_steps,
                       "default mode only; its first N steps between cudaProfilerStart/Stop (ncu)");
@@ -585,7 +594,8 @@ int main(int argc, char** argv) {
                             min_tiles.empty() ? std::vector<int>{} : parse_list(min_tiles), in_order);
         if (*model) {
             cuda::set_row_fusion(fusion);
-            bench_model(shape, prefill, prefill_variants.empty() ? std::vector<int>{} : parse_list(prefill_variants), depth,
+            bench_model(shape, prefill, prefill_chunk,
+                        prefill_variants.empty() ? std::vector<int>{} : parse_list(prefill_variants), depth,
                         steps, profile_steps);
         }
         if (*gemv_cmd) bench_gemv();

@@ -18,8 +18,9 @@ enum class LogitsMode { Last, All };
 struct BackendOptions {
     int context = 0;    // KV capacity in tokens; 0: the model's max_position_embeddings (capped by memory)
     int max_batch = 1;  // sequences one forward_batch() decodes together; the cache holds max_batch x context
-    int page_size = 16;  // P
-    int threads = 0;     // CPU threads; 0: all cores
+    int page_size = 16;     // P
+    int threads = 0;        // CPU threads; 0: all cores
+    int prefill_chunk = 0;  // CUDA: prompt tokens per prefill pass (GEMM rows); 0: kCudaPrefillChunk
     // Decode attention (forward() of one token; prefill chunks are always dense). A sparse policy's
     // page_size must equal page_size above (full attention follows the cache's).
     AttentionPolicy attention;

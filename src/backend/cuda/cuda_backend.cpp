@@ -35,7 +35,6 @@ using namespace cuda;
 
 namespace {
 
-constexpr int kMaxChunk = 4096;   // prefill tokens per pass: GEMMs of M = 4096 run near cuBLAS's peak
 constexpr int kLogitsRows = 256;  // LM-head rows per pass when every position's logits are wanted
 constexpr size_t kHeadroom = size_t{512} << 20;  // left free after the KV cache (driver, graphs, cuBLAS)
 
@@ -148,7 +147,7 @@ struct CudaBackend::Impl {
 CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), cfg(m.config) {
     if (cfg.head_dim % 16 != 0 || cfg.head_dim > 128)
         throw Error("--device cuda: head_dim {} is not supported (a multiple of 16 up to 128)", cfg.head_dim);
-    if (opts.page_size % 16 != 0)
+    if (opts.page_size != 16 && opts.page_size != 32 && opts.page_size != 64)
         throw Error("--device cuda: page size {} is not supported (16, 32 or 64)", opts.page_size);
     CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0));
 
@@ -161,7 +160,9 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
     max_batch = opts.max_batch;
     at = StepLayout(max_batch);
     const int context = opts.context > 0 ? opts.context : cfg.max_position_embeddings;
-    max_chunk = std::max(1, std::min(kMaxChunk, context));
+    if (opts.prefill_chunk < 0)
+        throw Error("--device cuda: prefill chunk {} is negative", opts.prefill_chunk);
+    max_chunk = std::max(1, std::min(opts.prefill_chunk > 0 ? opts.prefill_chunk : kCudaPrefillChunk, context));
     const size_t C = static_cast<size_t>(std::max(max_chunk, max_batch)),
                  H = static_cast<size_t>(cfg.hidden_size);
     const size_t I = static_cast<size_t>(cfg.intermediate_size), Qd = static_cast<size_t>(cfg.q_dim());

@@ -14,6 +14,11 @@
 
 namespace dsa {
 
+// Prompt tokens per prefill pass unless BackendOptions::prefill_chunk says otherwise: GEMMs of M = 8192
+// measured 0.7-0.8% faster over a 32K prompt than 4096 (docs/perf.md, "Prefill"), for ~0.8 GB more
+// activations on the Llama-3.1-8B shape.
+constexpr int kCudaPrefillChunk = 8192;
+
 class CudaBackend final : public Backend {
 public:
     // Throws dsa::Error without a device, when the weights and the KV cache for opts.context tokens do not
