@@ -14,7 +14,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kStages = 3;  // tiles in flight per warp: 2 loading while 1 is computed
-constexpr int kTile = 16;                // tokens per tile: one mma n=16 (two n8 tiles) of scores
+constexpr int kTile = 16;   // tokens per tile: one mma n=16 (two n8 tiles) of scores
 // List entries of a split staged in shared memory up front (one coalesced read), so issuing a tile's copy
 // never waits on a dependent load of its page id; a split with more entries reads the rest from global.
 constexpr int kStagedEntries = 512;
@@ -96,17 +96,18 @@ __device__ void merge_splits(const DecodeAttentionParams& p, size_t out_row0, in
     }
 }
 
-// The kernel's prologue (length, page ids, the first K/V tiles) runs before the wait on the previous kernel
-// when every input it reads there is older than that kernel. That holds for block-table lists (p.list_len
-// null: the tables and lengths are copied from the host before the step) and for K/V of every page but the
-// sequence's current one, whose newest slot the previous kernel (q/k/v projection + attention input)
-// writes. Every dsa kernel triggers its dependents only after its own wait (pdl_begin), so when this grid
-// runs, the kernel two back has finished. Launched with programmatic serialisation, a layer's CTAs then
-// start streaming K/V while the previous layer's last CTAs still merge (~5 us per launch at 32K,
+// The kernel's prologue (length, page ids, the first K/V tiles of pages other than the current one) runs
+// before the wait on the previous kernel when the lists are block tables (p.list_len null), copied from the
+// host before the step (the rule in launch.h). Launched with programmatic serialisation, a layer's CTAs then
+// start streaming K/V while the previous layer's last CTAs still merge (~4-5 us per launch at 32K-128K,
 // docs/perf.md). Sparse lists are written by the selection kernel just before: their CTAs wait first.
+__host__ __device__ inline bool prologue_before_wait(const DecodeAttentionParams& p) {
+    return p.list_len == nullptr;
+}
+
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const DecodeAttentionParams p) {
-    const bool early = p.list_len == nullptr;  // uniform over the grid
+    const bool early = prologue_before_wait(p);  // uniform over the grid
     if (!early) pdl_begin();
     extern __shared__ __align__(16) unsigned char smem_raw[];
     constexpr int S = smem_stride<D>();
@@ -405,7 +406,7 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
             return true;
         }();
         (void)attr_set;
-        launch_kernel_as(p.list_len == nullptr, decode_attention_kernel<D>, grid, dim3(kWarps * 32), smem,
+        launch_kernel_as(prologue_before_wait(p), decode_attention_kernel<D>, grid, dim3(kWarps * 32), smem,
                          stream, p);
     });
     CUDA_CHECK_LAUNCH();

@@ -8,6 +8,11 @@
 // them is spent reading: the decode GEMVs their weights, full decode attention (block-table lists) its page
 // ids and the K/V of every page but the current one, the Quest and NSA score kernels their page metadata.
 // Those launches are the "early" ones (launch_kernel_as).
+// The rule that makes a read before the wait safe: every dsa kernel triggers its dependents only after its
+// own wait (pdl_begin), so when a grid runs, the kernel two back in the stream has finished and flushed.
+// A read before the wait may therefore touch anything but the previous kernel's output: host copies made
+// before the step (block tables, lengths), weights, and cache pages other than a sequence's current one
+// (the only page a decode step's projection writes).
 //   Gemv: only the early launches carry the attribute (the default; named for the first of them).
 //   All:  every launch does (5.23 ms; but the sparse attention step at 128K: nsa 1.92 against 1.74 ms).
 //   Off:  none (5.27 ms).

@@ -20,7 +20,8 @@ constexpr int kPagesPerCta = kChunkPages;
 // One round of loads covers the CTA's 64 pages (kBatch per lane group: 16 at D = 128, 33 KB in flight per
 // CTA), and the page ids are requested before the queries are staged: two dependent memory round trips per
 // CTA (page ids, then sums and counts). The loop of 4 pages per round before took 8. Ids, sums and counts
-// are read before the wait on the previous kernel, as in quest_score: scored pages exclude the current one.
+// are read before the wait on the previous kernel (the rule in launch.h): scored pages exclude the current
+// one.
 template <int D>
 __global__ void __launch_bounds__(kThreads) nsa_score_kernel(const PageScoreParams p) {
     constexpr int LP = lanes_per_item(D, 4), kPerWarp = 32 / LP;

@@ -41,9 +41,9 @@ __device__ __forceinline__ uint4 keep_sign(uint4 v, bool negative) {
 }
 
 // NT tiles of 8 query heads (G <= 8 NT). Grid (chunks of 64 pages, n_kv_heads, n_seq), 4 warps.
-// The page ids and bounds are read before the wait on the previous kernel: the scored pages exclude the
-// sequence's current one, the only page whose bounds the step's attention input updates, and the tables
-// and lengths come from the host (the dependency rule in decode_attention.cu). Only the queries wait.
+// The page ids and bounds are read before the wait on the previous kernel (the rule in launch.h): the
+// scored pages exclude the sequence's current one, the only page whose bounds the step updates, and the
+// tables and lengths come from the host. Only the queries wait.
 template <int D, int NT>
 __global__ void __launch_bounds__(kThreads) quest_score_kernel(const PageScoreParams p) {
     constexpr int kChunks = 2 * D / 32;  // 32-element chunks of a [kmin, kmax] row
