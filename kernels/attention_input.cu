@@ -12,63 +12,81 @@ namespace {
 
 constexpr int kMaxPairsPerLane = 4;  // head_dim <= 256: 128 rotation pairs over 32 lanes
 constexpr int kWarpsPerBlock = 8;
+constexpr int kItemsPerRound = 6;  // a warp's items whose loads are in flight together
 
-// Block t handles token t; warp w its items h = w, w + 8, ...: h < n_heads is a query head, otherwise KV
-// head h - n_heads (k and v). Lane l owns the rotation pairs (i, i + D/2) for i = l, l + 32, ...: every load
-// and store is coalesced. One block per token rather than one warp per item: 4096 tokens x 40 heads of
-// Llama-3.1-8B were 40960 blocks of 4 warps, each warp waiting on its own position and block-table loads
-// (126 us per 4096-token chunk for 150 MB, ~1.2 TB/s); the token's position is now read once per block.
+// Block t handles token t. Its items are the token's heads of the fused row, h < n_heads query heads, then
+// the n_kv_heads key heads, then the value heads; warp w takes h = w, w + 8, ... (Llama-3.1-8B: 48 items,
+// 6 per warp). Lane l owns the rotation pairs (i, i + D/2) for i = l, l + 32, ...: every load and store is
+// coalesced, and the lane's pairs have the same angle in every q and k head of the token, so their cos and
+// sin are computed once per lane rather than once per head.
+//
+// Why rounds of 6 items: a warp handling its items one after another waited on each item's loads in turn
+// (~1 us from DRAM), 6 round trips per block: 103-112 us per 4096-token chunk for 150 MB (a 36 us floor
+// at 4.2 TB/s, ncu, docs/perf.md). Now all 6 items' loads are issued before any of their math.
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(AttentionInputParams p) {
     pdl_begin();
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int t = blockIdx.x;
-    const int heads = p.n_heads + p.n_kv_heads;
+    const int n_items = p.n_heads + 2 * p.n_kv_heads, rotated = p.n_heads + p.n_kv_heads;
     const int D = p.head_dim, half = D / 2;
-    const int row = (p.n_heads + 2 * p.n_kv_heads) * D;
+    const size_t row = static_cast<size_t>(n_items) * D;
     const int per_seq = p.n_tokens / p.n_seq, seq = t / per_seq;
-    const int pos = p.start_pos[seq] + t % per_seq;
     const int32_t* block_table = p.block_tables + seq * p.table_stride;
-    for (int h = warp; h < heads; h += kWarpsPerBlock) {
-        const bool is_q = h < p.n_heads;
-        const float* src = p.qkv + static_cast<size_t>(t) * row + static_cast<size_t>(h) * D;
-        const float* bias = p.bias ? p.bias + static_cast<size_t>(h) * D : nullptr;
-        float x0[kMaxPairsPerLane], x1[kMaxPairsPerLane];
-        float ss = 0.0f;
+    const float* token_row = p.qkv + t * row;
+
+    for (int h0 = warp; h0 < n_items; h0 += kWarpsPerBlock * kItemsPerRound) {
+        float x0[kItemsPerRound][kMaxPairsPerLane], x1[kItemsPerRound][kMaxPairsPerLane];
 #pragma unroll
-        for (int u = 0; u < kMaxPairsPerLane; ++u) {
-            const int i = lane + 32 * u;
-            x0[u] = x1[u] = 0.0f;
-            if (i < half) {
-                x0[u] = src[i] + (bias ? bias[i] : 0.0f);
-                x1[u] = src[i + half] + (bias ? bias[i + half] : 0.0f);
-                ss += x0[u] * x0[u] + x1[u] * x1[u];
-            }
-        }
-        const float* norm_w = is_q ? p.q_norm : p.k_norm;
-        if (norm_w) {
-            const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(D) + p.norm_eps);
+        for (int b = 0; b < kItemsPerRound; ++b) {
+            const int h = h0 + b * kWarpsPerBlock;
+            const float* src = token_row + static_cast<size_t>(h) * D;
+            const float* bias = p.bias ? p.bias + static_cast<size_t>(h) * D : nullptr;
 #pragma unroll
             for (int u = 0; u < kMaxPairsPerLane; ++u) {
                 const int i = lane + 32 * u;
-                if (i < half) {
-                    x0[u] *= inv * norm_w[i];
-                    x1[u] *= inv * norm_w[i + half];
+                x0[b][u] = x1[b][u] = 0.0f;
+                if (h < n_items && i < half) {
+                    x0[b][u] = src[i] + (bias ? bias[i] : 0.0f);
+                    x1[b][u] = src[i + half] + (bias ? bias[i + half] : 0.0f);
                 }
             }
         }
+        const int pos = p.start_pos[seq] + t % per_seq;
+        float rc[kMaxPairsPerLane], rs[kMaxPairsPerLane];
 #pragma unroll
         for (int u = 0; u < kMaxPairsPerLane; ++u) {
             const int i = lane + 32 * u;
-            if (i < half) finish_attention_input_pair(p, t, h, i, x0[u], x1[u], pos, block_table);
+            rc[u] = 1.0f;
+            rs[u] = 0.0f;
+            if (i < half) rope_cos_sin(pos, p.inv_freq[i], p.rope_scaling, rc[u], rs[u]);
         }
-        if (is_q) continue;
-        // V of the same KV head: bias only, no norm, no rotation.
-        const int vh = h + p.n_kv_heads;
-        const float* vsrc = src + static_cast<size_t>(p.n_kv_heads) * D;
-        const float* vbias = bias ? bias + static_cast<size_t>(p.n_kv_heads) * D : nullptr;
-        for (int i = lane; i < half; i += 32)
-            finish_attention_input_pair(p, t, vh, i, vsrc[i] + (vbias ? vbias[i] : 0.0f),
-                                        vsrc[i + half] + (vbias ? vbias[i + half] : 0.0f), pos, block_table);
+#pragma unroll
+        for (int b = 0; b < kItemsPerRound; ++b) {
+            const int h = h0 + b * kWarpsPerBlock;
+            if (h >= n_items) break;
+            const float* norm_w = h < p.n_heads ? p.q_norm : h < rotated ? p.k_norm : nullptr;
+            if (norm_w) {
+                float ss = 0.0f;
+#pragma unroll
+                for (int u = 0; u < kMaxPairsPerLane; ++u) ss += x0[b][u] * x0[b][u] + x1[b][u] * x1[b][u];
+                const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(D) + p.norm_eps);
+#pragma unroll
+                for (int u = 0; u < kMaxPairsPerLane; ++u) {
+                    const int i = lane + 32 * u;
+                    if (i < half) {
+                        x0[b][u] *= inv * norm_w[i];
+                        x1[b][u] *= inv * norm_w[i + half];
+                    }
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < kMaxPairsPerLane; ++u) {
+                const int i = lane + 32 * u;
+                if (i < half)
+                    finish_attention_input_pair(p, t, h, i, x0[b][u], x1[b][u], pos, block_table, rc[u],
+                                                rs[u]);
+            }
+        }
     }
 }
 

@@ -8,14 +8,15 @@
 namespace dsa::cuda {
 
 // One rotation pair (j, j + D/2) of head `h` of token t's fused q/k/v row, after bias and q/k norm:
-// h < n_heads is query head h, then the n_kv_heads key heads, then the value heads. q and k are rotated;
-// q goes to q_out, k and v to the token's slot of the paged cache; for a key, with p.kminmax set (one token
-// per sequence), the slot's page metadata too. pos: the token's position; block_table: its sequence's row.
+// h < n_heads is query head h, then the n_kv_heads key heads, then the value heads. q and k are rotated by
+// (c, s), rope_cos_sin's values for (pos, j); q goes to q_out, k and v to the token's slot of the paged
+// cache; for a key, with p.kminmax set (one token per sequence), the slot's page metadata too. pos: the
+// token's position; block_table: its sequence's row.
 __device__ __forceinline__ void finish_attention_input_pair(const AttentionInputParams& p, int t, int h,
                                                             int j, float x0, float x1, int pos,
-                                                            const int32_t* block_table) {
+                                                            const int32_t* block_table, float c, float s) {
     const int D = p.head_dim, half = D / 2;
-    if (h < p.n_heads + p.n_kv_heads) rope_rotate(x0, x1, pos, p.inv_freq[j], p.rope_scaling);
+    if (h < p.n_heads + p.n_kv_heads) rope_apply(x0, x1, c, s);
     if (h < p.n_heads) {
         bf16* q = reinterpret_cast<bf16*>(p.q_out) + (static_cast<size_t>(t) * p.n_heads + h) * D;
         q[j] = __float2bfloat16_rn(x0);
@@ -46,6 +47,15 @@ __device__ __forceinline__ void finish_attention_input_pair(const AttentionInput
     update(j, x0);
     update(j + half, x1);
     if (j == 0) p.count[mi] = slot + 1;
+}
+
+// The same, with the rotation's cos and sin computed here.
+__device__ __forceinline__ void finish_attention_input_pair(const AttentionInputParams& p, int t, int h,
+                                                            int j, float x0, float x1, int pos,
+                                                            const int32_t* block_table) {
+    float c = 1.0f, s = 0.0f;
+    if (h < p.n_heads + p.n_kv_heads) rope_cos_sin(pos, p.inv_freq[j], p.rope_scaling, c, s);
+    finish_attention_input_pair(p, t, h, j, x0, x1, pos, block_table, c, s);
 }
 
 }  // namespace dsa::cuda

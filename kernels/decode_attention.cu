@@ -165,11 +165,13 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
     const bf16* k_pool = reinterpret_cast<const bf16*>(p.k_pool);
     const bf16* v_pool = reinterpret_cast<const bf16*>(p.v_pool);
 
-    // Tile t: page entry t / tpp, tokens [sub * 16, sub * 16 + 16) of it; [lo, hi) are the valid rows.
+    // Tile t: page entry t / tpp, tokens [sub * 16, sub * 16 + 16) of it; [lo, hi) are the valid rows. tpp is
+    // a power of two (decode_attention checks), so the entry and sub-tile are a shift and a mask.
+    const int tpp_log2 = __ffs(tpp) - 1;
     auto tile_info = [&](int t, int& page, int& sub, int& lo, int& hi) {
-        const int e = t / tpp;
+        const int e = t >> tpp_log2;
         const bool staged = e - e_first < n_staged;
-        sub = t % tpp;
+        sub = t & (tpp - 1);
         page = staged ? s_page[e - e_first] : list[e];
         int elo = 0, ehi = e == n_entries - 1 ? last_hi : P;
         if (ranges) {
@@ -180,21 +182,43 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
         lo = max(elo - sub * kTile, 0);
         hi = min(ehi - sub * kTile, kTile);
     };
+    // A tile is 16 rows of D bf16, contiguous in the pool: copy j of lane l moves its 16-byte chunk
+    // i = l + 32 j, at element 8 i in global memory and at row i / (D / 8), column (i % (D / 8)) * 8 of the
+    // padded shared tile. The lane's shared offsets and rows are fixed per j, so they are computed once; a
+    // tile with every row valid (all but a list's last, or a range's edges) issues its copies unpredicated.
+    // Version 6 spent ~240 integer instructions of ~490 per tile on this and the tile's indices (ncu, 128K).
+    constexpr int kCopies = kTile * D / 8 / 32;  // 16-byte copies per lane per K (or V) tile: 8 at D = 128
+    uint32_t s_off[kCopies];                     // bytes into a K (or V) tile in shared memory
+    int c_row[kCopies];
+#pragma unroll
+    for (int j = 0; j < kCopies; ++j) {
+        const int i = lane + 32 * j;
+        c_row[j] = i / (D / 8);
+        s_off[j] = (c_row[j] * S + (i % (D / 8)) * 8) * sizeof(bf16);
+    }
+    const uint32_t wsmem_u32 = smem_u32(wsmem);
     auto load_tile = [&](int t, int stage) {
         int page, sub, lo, hi;
         tile_info(t, page, sub, lo, hi);
-        const size_t base = ((static_cast<size_t>(page) * p.n_kv_heads + kvh) * P + sub * kTile) * D;
-        bf16* ks = wsmem + stage * 2 * kTileElems;
-        bf16* vs = ks + kTileElems;
-        constexpr int kChunks = kTile * D / 8;  // a multiple of 32 since D is a multiple of 16
+        const size_t base =
+            ((static_cast<size_t>(page) * p.n_kv_heads + kvh) * P + sub * kTile) * D + lane * 8;
+        const bf16* kg = k_pool + base;
+        const bf16* vg = v_pool + base;
+        const uint32_t ks = wsmem_u32 + stage * 2 * kTileElems * sizeof(bf16);
+        const uint32_t vs = ks + kTileElems * sizeof(bf16);
+        if (lo == 0 && hi == kTile) {
 #pragma unroll
-        for (int j = 0; j < kChunks / 32; ++j) {
-            const int i = lane + 32 * j;
-            const int r = i / (D / 8), c = (i % (D / 8)) * 8;
-            const bool valid = r >= lo && r < hi;
-            const size_t g = valid ? base + static_cast<size_t>(r) * D + c : base;
-            cp_async_16(smem_u32(ks + r * S + c), k_pool + g, valid);
-            cp_async_16(smem_u32(vs + r * S + c), v_pool + g, valid);
+            for (int j = 0; j < kCopies; ++j) {
+                cp_async_16(ks + s_off[j], kg + 256 * j);
+                cp_async_16(vs + s_off[j], vg + 256 * j);
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < kCopies; ++j) {
+                const bool valid = c_row[j] >= lo && c_row[j] < hi;
+                cp_async_16(ks + s_off[j], valid ? kg + 256 * j : kg, valid);
+                cp_async_16(vs + s_off[j], valid ? vg + 256 * j : vg, valid);
+            }
         }
     };
 
@@ -264,24 +288,30 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
             mma_bf16_16816(sc[1], qa[kk], b[2], b[3]);
         }
         // Online softmax in base 2; each row is spread over the 4 lanes of a quad.
+        // Tokens outside [lo, hi) score -inf; a full tile (every tile but a list's last or a range's edges)
+        // has none.
+        const bool full = lo == 0 && hi == kTile;  // uniform over the warp
         float mx[2] = {m[0], m[1]};
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int col = j * 8 + c0 + (e & 1);
-                const float v = (col >= lo && col < hi) ? sc[j][e] * scale_log2 : -INFINITY;
+                float v = sc[j][e] * scale_log2;
+                if (!full && (col < lo || col >= hi)) v = -INFINITY;
                 sc[j][e] = v;
                 mx[e >> 1] = fmaxf(mx[e >> 1], v);
             }
         }
         float base[2], alpha[2], rs[2] = {0.0f, 0.0f};
+        bool rescale = false;  // some row's O is non-zero and its maximum moved
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
             base[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // a row with nothing valid yet stays at zero weight
             alpha[r] = fast_exp2(m[r] - base[r]);
+            rescale |= m[r] != -INFINITY && alpha[r] != 1.0f;
             m[r] = mx[r];
         }
 #pragma unroll
@@ -294,12 +324,17 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
         }
         l[0] = l[0] * alpha[0] + rs[0];
         l[1] = l[1] * alpha[1] + rs[1];
+        // O of a row whose maximum did not move is scaled by exp2(0) = 1, and O of a row with nothing valid
+        // yet is zero: the 64 multiplies per lane are skipped unless some row of the warp needs them (after
+        // the first tiles, rarely: the running maximum of n scores moves ~ln n times).
+        if (__any_sync(0xffffffffu, rescale)) {
 #pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-            o[n][0] *= alpha[0];
-            o[n][1] *= alpha[0];
-            o[n][2] *= alpha[1];
-            o[n][3] *= alpha[1];
+            for (int n = 0; n < D / 8; ++n) {
+                o[n][0] *= alpha[0];
+                o[n][1] *= alpha[0];
+                o[n][2] *= alpha[1];
+                o[n][3] *= alpha[1];
+            }
         }
         // O += P V; P's accumulator layout is the A fragment of a k=16 mma.
         const uint32_t pa[4] = {pack_bf16x2(sc[0][0], sc[0][1]), pack_bf16x2(sc[0][2], sc[0][3]),
@@ -392,9 +427,10 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
     if (p.out != nullptr && (p.counters == nullptr || p.n_split > kMaxFusedSplits))
         throw_error("CUDA decode attention: the fused merge needs counters and at most " +
                     std::to_string(kMaxFusedSplits) + " splits, got " + std::to_string(p.n_split));
-    if (p.page_size % kTile != 0)
+    const int tpp = p.page_size / kTile;
+    if (p.page_size % kTile != 0 || (tpp & (tpp - 1)) != 0)
         throw_error("CUDA decode attention: page size " + std::to_string(p.page_size) +
-                    " is not a multiple of 16");
+                    " is not 16 times a power of two");
     const int head_chunks = (p.n_heads / p.n_kv_heads + 15) / 16;
     const dim3 grid(p.n_split, p.per_head_lists ? p.n_heads : p.n_kv_heads * head_chunks, p.n_seq);
     DSA_DISPATCH_HEAD_DIM(p.head_dim, {

@@ -55,7 +55,7 @@ struct DecodeAttentionParams {
 // 256 (the fused merge's limit).
 int decode_attention_splits(int n_seq, int n_heads, int n_kv_heads, int sm_count);
 
-// head_dim: a multiple of 16 up to 128; page_size: a multiple of 16.
+// head_dim: a multiple of 16 up to 128; page_size: 16 times a power of two (16, 32, 64, ...).
 void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream);
 
 }  // namespace dsa::cuda

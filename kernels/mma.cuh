@@ -41,6 +41,11 @@ __device__ __forceinline__ void cp_async_16(uint32_t smem_addr, const void* gmem
                  "r"(src_bytes));
 }
 
+// The same copy with every byte valid.
+__device__ __forceinline__ void cp_async_16(uint32_t smem_addr, const void* gmem) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr), "l"(gmem));
+}
+
 __device__ __forceinline__ void cp_async_commit() {
     asm volatile("cp.async.commit_group;\n" ::);
 }
