@@ -23,7 +23,9 @@ constexpr int kItemsPerRound = 6;  // a warp's items whose loads are in flight t
 // Why rounds of 6 items: a warp handling its items one after another waited on each item's loads in turn
 // (~1 us from DRAM), 6 round trips per block: 103-112 us per 4096-token chunk for 150 MB (a 36 us floor
 // at 4.2 TB/s, ncu, docs/perf.md). Now all 6 items' loads are issued before any of their math: ~93 us per
-// 4096 tokens (ncu). The arrays are sized for 4 pairs per lane (128 registers, 2 blocks per SM).
+// 4096 tokens (ncu). The arrays hold kPairs = ceil(D / 64) pairs per lane (2 at D = 128): sized for 4,
+// the kernel took 128 registers and ran 2 blocks per SM.
+template <int kPairs>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(AttentionInputParams p) {
     pdl_begin();
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -36,14 +38,14 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(At
     const float* token_row = p.qkv + t * row;
 
     for (int h0 = warp; h0 < n_items; h0 += kWarpsPerBlock * kItemsPerRound) {
-        float x0[kItemsPerRound][kMaxPairsPerLane], x1[kItemsPerRound][kMaxPairsPerLane];
+        float x0[kItemsPerRound][kPairs], x1[kItemsPerRound][kPairs];
 #pragma unroll
         for (int b = 0; b < kItemsPerRound; ++b) {
             const int h = h0 + b * kWarpsPerBlock;
             const float* src = token_row + static_cast<size_t>(h) * D;
             const float* bias = p.bias ? p.bias + static_cast<size_t>(h) * D : nullptr;
 #pragma unroll
-            for (int u = 0; u < kMaxPairsPerLane; ++u) {
+            for (int u = 0; u < kPairs; ++u) {
                 const int i = lane + 32 * u;
                 x0[b][u] = x1[b][u] = 0.0f;
                 if (h < n_items && i < half) {
@@ -55,9 +57,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(At
         // After the round's loads, so their issue does not wait on the position and the angles (the same
         // every round; Llama-3.1-8B has one).
         const int pos = p.start_pos[seq] + t % per_seq;
-        float rc[kMaxPairsPerLane], rs[kMaxPairsPerLane];
+        float rc[kPairs], rs[kPairs];
 #pragma unroll
-        for (int u = 0; u < kMaxPairsPerLane; ++u) {
+        for (int u = 0; u < kPairs; ++u) {
             const int i = lane + 32 * u;
             rc[u] = 1.0f;
             rs[u] = 0.0f;
@@ -71,10 +73,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(At
             if (norm_w) {
                 float ss = 0.0f;
 #pragma unroll
-                for (int u = 0; u < kMaxPairsPerLane; ++u) ss += x0[b][u] * x0[b][u] + x1[b][u] * x1[b][u];
+                for (int u = 0; u < kPairs; ++u) ss += x0[b][u] * x0[b][u] + x1[b][u] * x1[b][u];
                 const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(D) + p.norm_eps);
 #pragma unroll
-                for (int u = 0; u < kMaxPairsPerLane; ++u) {
+                for (int u = 0; u < kPairs; ++u) {
                     const int i = lane + 32 * u;
                     if (i < half) {
                         x0[b][u] *= inv * norm_w[i];
@@ -83,7 +85,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) attention_input_kernel(At
                 }
             }
 #pragma unroll
-            for (int u = 0; u < kMaxPairsPerLane; ++u) {
+            for (int u = 0; u < kPairs; ++u) {
                 const int i = lane + 32 * u;
                 if (i < half)
                     finish_attention_input_pair(p, t, h, i, x0[b][u], x1[b][u], pos, block_table, rc[u],
@@ -107,7 +109,21 @@ void attention_input(const AttentionInputParams& p, cudaStream_t stream) {
             "CUDA attention input: page metadata is updated here for one token per sequence only, got " +
             std::to_string(p.n_tokens) + " tokens of " + std::to_string(p.n_seq) + " sequences");
     if (p.n_tokens == 0) return;
-    launch_kernel(attention_input_kernel, dim3(p.n_tokens), dim3(kWarpsPerBlock * 32), 0, stream, p);
+    const dim3 grid(p.n_tokens), block(kWarpsPerBlock * 32);
+    switch ((p.head_dim / 2 + 31) / 32) {
+        case 1:
+            launch_kernel(attention_input_kernel<1>, grid, block, 0, stream, p);
+            break;
+        case 2:
+            launch_kernel(attention_input_kernel<2>, grid, block, 0, stream, p);
+            break;
+        case 3:
+            launch_kernel(attention_input_kernel<3>, grid, block, 0, stream, p);
+            break;
+        default:
+            launch_kernel(attention_input_kernel<kMaxPairsPerLane>, grid, block, 0, stream, p);
+            break;
+    }
     CUDA_CHECK_LAUNCH();
 }
 

@@ -43,35 +43,42 @@ __device__ __forceinline__ void store_one(void* out, DType dt, size_t i, float v
 }
 
 // The last CTA of a (sequence, KV head, head chunk) to finish merges the active splits' partials into p.out
-// and resets the group's counter for the next launch. Thread t owns 4 consecutive dims of a row: the row's
-// maximum log-sum-exp first, then each split's weight exp2(lse - max) and its partial output, loaded 16
-// splits at a time (unconditional, clamped loads, all in flight together; the first 16 are requested with
-// the maximum's loads, so a merge of up to 16 splits is one L2 round trip). Partials of other CTAs are read
-// with ld.global.cg (L2), since L1 is not coherent across multiprocessors.
+// and resets the group's counter for the next launch. Thread t owns 4 consecutive dims of a row and loads
+// kBatch splits' log-sum-exp and partial output at once (unconditional, clamped loads, all in flight
+// together): kBatch = 33 is the split count of one sequence with 8 KV heads on the H200's 132 SMs, so there
+// the merge is one L2 round trip (it was three with 16-split batches and the maximum read first: ~0.7 us
+// each). The row maximum comes from the loaded values; longer merges rescale their running sums per batch.
+// Partials of other CTAs are read with ld.global.cg (L2), since L1 is not coherent across multiprocessors.
 template <int D>
 __device__ void merge_splits(const DecodeAttentionParams& p, size_t out_row0, int rows, int n_active) {
-    constexpr int kCols = D / 4, kBatch = 16;
+    constexpr int kCols = D / 4, kBatch = 33;
     for (int idx = threadIdx.x; idx < rows * kCols; idx += blockDim.x) {
         const int r = idx / kCols, c = idx % kCols;
         const float* lse = p.lse_part + (out_row0 + r) * p.n_split;
         const float4* o = reinterpret_cast<const float4*>(p.o_part + (out_row0 + r) * p.n_split * D) + c;
-        float l[kBatch];
-        float4 v[kBatch];
-        auto load_batch = [&](int s0) {
+        float m = -INFINITY, den = 0.0f;
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int s0 = 0; s0 < n_active; s0 += kBatch) {
+            float l[kBatch];
+            float4 v[kBatch];
 #pragma unroll
             for (int j = 0; j < kBatch; ++j) {
                 const int sj = min(s0 + j, n_active - 1);
                 l[j] = __ldcg(lse + sj);
                 v[j] = __ldcg(o + static_cast<size_t>(sj) * kCols);
             }
-        };
-        load_batch(0);
-        float m = -INFINITY;
-#pragma unroll 16
-        for (int s = 0; s < n_active; ++s) m = fmaxf(m, __ldcg(lse + s));
-        float den = 0.0f;
-        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        for (int s0 = 0;;) {
+            float mb = m;  // the clamped repeats are copies of the last split: harmless for the maximum
+#pragma unroll
+            for (int j = 0; j < kBatch; ++j) mb = fmaxf(mb, l[j]);
+            if (mb != m) {  // a batch with a larger maximum: what was summed so far is scaled to it
+                const float a = m == -INFINITY ? 0.0f : exp2f(m - mb);
+                den *= a;
+                acc.x *= a;
+                acc.y *= a;
+                acc.z *= a;
+                acc.w *= a;
+                m = mb;
+            }
 #pragma unroll
             for (int j = 0; j < kBatch; ++j) {
                 // An all-masked split (lse -inf, its o never written) and the clamped repeats weigh 0:
@@ -83,9 +90,6 @@ __device__ void merge_splits(const DecodeAttentionParams& p, size_t out_row0, in
                 acc.z += w > 0.0f ? w * v[j].z : 0.0f;
                 acc.w += w > 0.0f ? w * v[j].w : 0.0f;
             }
-            s0 += kBatch;
-            if (s0 >= n_active) break;
-            load_batch(s0);
         }
         const float inv = den > 0.0f ? 1.0f / den : 0.0f;
         const size_t base = (out_row0 + r) * D + 4 * c;
@@ -100,7 +104,9 @@ __device__ void merge_splits(const DecodeAttentionParams& p, size_t out_row0, in
 // before the wait on the previous kernel when the lists are block tables (p.list_len null), copied from the
 // host before the step (the rule in launch.h). Launched with programmatic serialisation, a layer's CTAs then
 // start streaming K/V while the previous layer's last CTAs still merge (~4-5 us per launch at 32K-128K,
-// docs/perf.md). Sparse lists are written by the selection kernel just before: their CTAs wait first.
+// docs/perf.md). Sparse lists are written by the selection kernel just before: those CTAs read only Q before
+// the wait (written by the q/k/v projection, two or more kernels back), so that they become resident and
+// load it on the SMs the selection (one CTA per list) leaves idle.
 __host__ __device__ inline bool prologue_before_wait(const DecodeAttentionParams& p) {
     return p.list_len == nullptr;
 }
@@ -108,7 +114,6 @@ __host__ __device__ inline bool prologue_before_wait(const DecodeAttentionParams
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const DecodeAttentionParams p) {
     const bool early = prologue_before_wait(p);  // uniform over the grid
-    if (!early) pdl_begin();
     extern __shared__ __align__(16) unsigned char smem_raw[];
     constexpr int S = smem_stride<D>();
     constexpr int kTileElems = kTile * S;
@@ -134,6 +139,26 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
     }
     const size_t out_row0 = static_cast<size_t>(s) * p.n_heads + head0;
     const int r0 = lane / 4, c0 = 2 * (lane % 4);
+
+    // Q of the group's heads as mma A fragments (rows past G are zeros).
+    uint32_t qa[D / 16][4];
+    auto load_q = [&] {
+        const bf16* q = reinterpret_cast<const bf16*>(p.q) + out_row0 * D;
+        auto ld = [&](int r, int c) -> uint32_t {
+            return r < rows ? *reinterpret_cast<const uint32_t*>(q + static_cast<size_t>(r) * D + c) : 0u;
+        };
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            qa[kk][0] = ld(r0, kk * 16 + c0);
+            qa[kk][1] = ld(r0 + 8, kk * 16 + c0);
+            qa[kk][2] = ld(r0, kk * 16 + c0 + 8);
+            qa[kk][3] = ld(r0 + 8, kk * 16 + c0 + 8);
+        }
+    };
+    if (!early) {
+        load_q();
+        pdl_begin();
+    }
 
     const int P = p.page_size, tpp = P / kTile;
     const int L = p.seq_len[s];
@@ -243,21 +268,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
     }
     issue_first_tiles(true);
 
-    // Q of the group's heads as mma A fragments (rows past G are zeros): written by the previous kernel.
-    uint32_t qa[D / 16][4];
-    {
-        const bf16* q = reinterpret_cast<const bf16*>(p.q) + out_row0 * D;
-        auto ld = [&](int r, int c) -> uint32_t {
-            return r < rows ? *reinterpret_cast<const uint32_t*>(q + static_cast<size_t>(r) * D + c) : 0u;
-        };
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            qa[kk][0] = ld(r0, kk * 16 + c0);
-            qa[kk][1] = ld(r0 + 8, kk * 16 + c0);
-            qa[kk][2] = ld(r0, kk * 16 + c0 + 8);
-            qa[kk][3] = ld(r0 + 8, kk * 16 + c0 + 8);
-        }
-    }
+    if (early) load_q();
 
     const float scale_log2 = p.scale * 1.4426950408889634f;
     const int mat = lane / 8, mrow = lane % 8;
@@ -442,7 +453,7 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
             return true;
         }();
         (void)attr_set;
-        launch_kernel_as(prologue_before_wait(p), decode_attention_kernel<D>, grid, dim3(kWarps * 32), smem,
+        launch_kernel_as(true, decode_attention_kernel<D>, grid, dim3(kWarps * 32), smem,
                          stream, p);
     });
     CUDA_CHECK_LAUNCH();
