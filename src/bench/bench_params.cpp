@@ -60,7 +60,8 @@ BenchParams parse_bench_flags(const BenchFlags& f) {
     p.device = f.device;
     if (f.threads < 0) throw Error("-t/--threads must be >= 0 (0: all cores), got {}", f.threads);
     p.threads = f.threads;
-    if (f.batch_size < 1) throw Error("-b/--batch-size must be >= 1, got {}", f.batch_size);
+    if (f.batch_size < 0)
+        throw Error("-b/--batch-size must be >= 0 (0: the backend's prefill chunk), got {}", f.batch_size);
     p.batch_size = f.batch_size;
     if (f.seed < 0) throw Error("-s/--seed must be >= 0, got {}", f.seed);
     p.seed = static_cast<uint64_t>(f.seed);

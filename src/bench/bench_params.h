@@ -24,7 +24,7 @@ struct BenchFlags {
     int reps = 5;
     std::string device = "auto";
     int threads = 0;
-    int batch_size = 512;  // prefill chunk
+    int batch_size = 0;  // prefill chunk; 0: the backend's
     std::string output = "md";
     bool kernels = false;
     int64_t seed = 0;
@@ -44,7 +44,7 @@ struct BenchParams {
     int reps = 5;
     std::string device = "auto";
     int threads = 0;
-    int batch_size = 512;
+    int batch_size = 0;  // prefill chunk; 0: the backend's (Backend::prefill_chunk)
     BenchFormat format = BenchFormat::Md;
     bool kernels = false;
     uint64_t seed = 0;  // random weights and the random token ids that fill the cache

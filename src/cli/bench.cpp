@@ -149,7 +149,9 @@ void add_bench_command(CLI::App& root, Action& action) {
     cmd->add_option("--device", f.device, "cpu, cuda or auto (cuda when a device exists)")
         ->capture_default_str();
     cmd->add_option("-t,--threads", f.threads, "CPU threads; 0: all cores")->capture_default_str();
-    cmd->add_option("-b,--batch-size", f.batch_size, "Prompt tokens per prefill chunk (fills and pp tests)")
+    cmd->add_option("-b,--batch-size", f.batch_size,
+                    "Prompt tokens per prefill chunk (fills and pp tests); 0: the backend's (512 on the CPU, "
+                    "8192 on CUDA)")
         ->capture_default_str();
     cmd->add_option("-o,--output", f.output, "md, csv, json or jsonl")->capture_default_str();
     cmd->add_flag("--kernels", f.kernels,

@@ -35,7 +35,7 @@ struct GenerateFlags {
     std::string prompt_file;
     int n_predict = 128;
     int ctx_size = 0;
-    int batch_size = 512;
+    int batch_size = 0;  // 0: the backend's prefill chunk
     int64_t seed = -1;
     float temp = 0.8f;
     int top_k = 40;
@@ -109,7 +109,8 @@ void validate(const GenerateFlags& f) {
     if (f.n_predict < -1) throw Error("-n/--n-predict must be >= -1 (-1: until EOS), got {}", f.n_predict);
     if (f.ctx_size < 0)
         throw Error("-c/--ctx-size must be >= 0 (0: the model's context), got {}", f.ctx_size);
-    if (f.batch_size < 1) throw Error("-b/--batch-size must be >= 1, got {}", f.batch_size);
+    if (f.batch_size < 0)
+        throw Error("-b/--batch-size must be >= 0 (0: the backend's prefill chunk), got {}", f.batch_size);
     if (f.seed < -1) throw Error("-s/--seed must be >= 0 (or -1: random), got {}", f.seed);
     if (!(f.temp >= 0)) throw Error("--temp must be >= 0 (0: greedy), got {}", f.temp);
     if (!(f.top_p > 0 && f.top_p <= 1)) throw Error("--top-p must be in (0, 1], got {}", f.top_p);
@@ -210,7 +211,7 @@ int run_generate(const GenerateFlags& f) {
 
     GenerateParams gp;
     gp.n_predict = f.n_predict;
-    gp.batch = f.batch_size;
+    gp.batch = f.batch_size > 0 ? f.batch_size : backend->prefill_chunk();
     gp.eos_ids = collect_eos_ids(model.config.eos_token_ids, tokenizer.eos_id());
 
     if (!f.no_display_prompt) write_out(prompt);
@@ -250,7 +251,8 @@ void add_generate_command(CLI::App& root, Action& action) {
     cmd->add_option("-c,--ctx-size", flags->ctx_size,
                     "Context size in tokens; 0: the model's max_position_embeddings (capped by memory)")
         ->capture_default_str();
-    cmd->add_option("-b,--batch-size", flags->batch_size, "Prompt tokens per prefill chunk (>= 1)")
+    cmd->add_option("-b,--batch-size", flags->batch_size,
+                    "Prompt tokens per prefill chunk; 0: the backend's (512 on the CPU, 8192 on CUDA)")
         ->capture_default_str();
     cmd->add_option("-s,--seed", flags->seed, "Sampling seed; -1: random from the time (printed on stderr)")
         ->capture_default_str();

@@ -51,6 +51,10 @@ public:
     virtual std::string name() const = 0;  // "cpu" or "cuda"
     virtual const Model& model() const = 0;
     virtual int context_capacity() const = 0;  // tokens one sequence can hold
+    // Prompt tokens per forward() that the commands prefill with unless -b/--batch-size says otherwise:
+    // 512 on the CPU; the CUDA backend's prefill pass (kCudaPrefillChunk), since it runs any longer
+    // forward() in passes of that size anyway and each smaller chunk re-reads the weights and the cache.
+    virtual int prefill_chunk() const { return 512; }
 
     // Runs `tokens` (T >= 1) at positions seq.n_tokens .. seq.n_tokens+T-1, appends their K/V, advances
     // seq.n_tokens by T. logits: [vocab] for Last, [T][vocab] for All. Throws dsa::Error when the tokens do

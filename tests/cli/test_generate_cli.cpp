@@ -142,7 +142,7 @@ TEST(GenerateCli, HelpDocumentsEveryFlagWithItsDefault) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     for (const char* entry :
          {"-m,--model TEXT REQUIRED", "-p,--prompt TEXT", "-f,--file TEXT", "-n,--n-predict INT=128",
-          "-c,--ctx-size INT=0", "-b,--batch-size INT=512", "-s,--seed INT=-1", "--temp FLOAT=0.8",
+          "-c,--ctx-size INT=0", "-b,--batch-size INT=0", "-s,--seed INT=-1", "--temp FLOAT=0.8",
           "--top-k INT=40", "--top-p FLOAT=0.95", "--min-p FLOAT=0.05", "--repeat-penalty FLOAT=1",
           "--repeat-last-n INT=64", "--device TEXT=auto", "-t,--threads INT=0", "--no-display-prompt"}) {
         EXPECT_NE(r.out.find(entry), std::string::npos) << entry << " missing from:\n" << r.out;
@@ -189,7 +189,7 @@ TEST(GenerateCli, OtherOutOfRangeValues) {
     expect_cli_error(run_dsa(generate_args("--min-p 2 -p hi")), "--min-p must be in [0, 1]");
     expect_cli_error(run_dsa(generate_args("--repeat-penalty 0 -p hi")), "--repeat-penalty must be > 0");
     expect_cli_error(run_dsa(generate_args("-c -1 -p hi")), "-c/--ctx-size must be >= 0");
-    expect_cli_error(run_dsa(generate_args("-b 0 -p hi")), "-b/--batch-size must be >= 1");
+    expect_cli_error(run_dsa(generate_args("-b -1 -p hi")), "-b/--batch-size must be >= 0");
     expect_cli_error(run_dsa(generate_args("-t -2 -p hi")), "-t/--threads must be >= 0");
 }
 

@@ -109,7 +109,7 @@ TEST(BenchParams, BadValuesAreClearErrors) {
                  }),
                  "--batch does not apply to --kernels");
     expect_error(with([](BenchFlags& f) { f.device = "tpu"; }), "--device must be cpu, cuda or auto");
-    expect_error(with([](BenchFlags& f) { f.batch_size = 0; }), "-b/--batch-size");
+    expect_error(with([](BenchFlags& f) { f.batch_size = -1; }), "-b/--batch-size");
     expect_error(with([](BenchFlags& f) { f.threads = -2; }), "-t/--threads");
     expect_error(with([](BenchFlags& f) { f.seed = -1; }), "-s/--seed");
     expect_error(with([](BenchFlags& f) { f.model_dir = "dir"; }), "exactly one of -m/--model");

@@ -162,7 +162,8 @@ CudaBackend::Impl::Impl(const Model& m, const BackendOptions& opts) : model(m), 
     const int context = opts.context > 0 ? opts.context : cfg.max_position_embeddings;
     if (opts.prefill_chunk < 0)
         throw Error("--device cuda: prefill chunk {} is negative", opts.prefill_chunk);
-    max_chunk = std::max(1, std::min(opts.prefill_chunk > 0 ? opts.prefill_chunk : kCudaPrefillChunk, context));
+    max_chunk =
+        std::max(1, std::min(opts.prefill_chunk > 0 ? opts.prefill_chunk : kCudaPrefillChunk, context));
     const size_t C = static_cast<size_t>(std::max(max_chunk, max_batch)),
                  H = static_cast<size_t>(cfg.hidden_size);
     const size_t I = static_cast<size_t>(cfg.intermediate_size), Qd = static_cast<size_t>(cfg.q_dim());
@@ -649,6 +650,10 @@ const Model& CudaBackend::model() const {
 
 int CudaBackend::context_capacity() const {
     return impl_->seq_pages * impl_->kv->shape().page_size;
+}
+
+int CudaBackend::prefill_chunk() const {
+    return impl_->max_chunk;
 }
 
 void CudaBackend::forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,

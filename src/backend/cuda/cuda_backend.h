@@ -30,6 +30,7 @@ public:
     std::string name() const override { return "cuda"; }
     const Model& model() const override;
     int context_capacity() const override;
+    int prefill_chunk() const override;
     void forward(Sequence& seq, std::span<const int> tokens, LogitsMode mode,
                  std::span<float> logits) override;
     // B sequences in one decode step: one graph per batch size, GEMMs of B rows (weights read once), the
