@@ -144,16 +144,9 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
     uint32_t qa[D / 16][4];
     auto load_q = [&] {
         const bf16* q = reinterpret_cast<const bf16*>(p.q) + out_row0 * D;
-        auto ld = [&](int r, int c) -> uint32_t {
+        load_a_fragments(qa, r0, c0, [&](int r, int c) -> uint32_t {
             return r < rows ? *reinterpret_cast<const uint32_t*>(q + static_cast<size_t>(r) * D + c) : 0u;
-        };
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            qa[kk][0] = ld(r0, kk * 16 + c0);
-            qa[kk][1] = ld(r0 + 8, kk * 16 + c0);
-            qa[kk][2] = ld(r0, kk * 16 + c0 + 8);
-            qa[kk][3] = ld(r0 + 8, kk * 16 + c0 + 8);
-        }
+        });
     };
     if (!early) {
         load_q();
@@ -453,8 +446,7 @@ void decode_attention(const DecodeAttentionParams& p, cudaStream_t stream) {
             return true;
         }();
         (void)attr_set;
-        launch_kernel_as(true, decode_attention_kernel<D>, grid, dim3(kWarps * 32), smem,
-                         stream, p);
+        launch_kernel_as(true, decode_attention_kernel<D>, grid, dim3(kWarps * 32), smem, stream, p);
     });
     CUDA_CHECK_LAUNCH();
 }

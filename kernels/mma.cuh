@@ -65,6 +65,20 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
     return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// The A fragments of a 16-row tile over K16 steps of 16 columns (mma m16n8k16): lane (r0, c0) = (lane / 4,
+// 2 (lane % 4)) holds rows r0 and r0 + 8 at columns c0 and c0 + 8 of each step, as bf16 pairs that
+// ld(row, column) returns (a uint32 load from a row-major source, zero for rows past the tile's end).
+template <int K16, typename Load>
+__device__ __forceinline__ void load_a_fragments(uint32_t (&a)[K16][4], int r0, int c0, Load ld) {
+#pragma unroll
+    for (int kk = 0; kk < K16; ++kk) {
+        a[kk][0] = ld(r0, kk * 16 + c0);
+        a[kk][1] = ld(r0 + 8, kk * 16 + c0);
+        a[kk][2] = ld(r0, kk * 16 + c0 + 8);
+        a[kk][3] = ld(r0 + 8, kk * 16 + c0 + 8);
+    }
+}
+
 // Row stride (in elements) of a [rows][D] bf16 tile in shared memory: one 16-byte chunk of padding per row.
 // D is a multiple of 16, so a row is an even number of chunks and the padded stride an odd one: the 8 rows
 // that one ldmatrix reads at the same column land in 8 different 16-byte bank groups (no conflicts).

@@ -81,19 +81,12 @@ __global__ void __launch_bounds__(kWarps * 32, kMB == 2 && kWarps == 4 ? 2 : 1)
     // kMB = 1: the warp's Q fragments stay in registers for the whole kernel.
     uint32_t qa_reg[kMB == 1 ? D / 16 : 1][4];
     if constexpr (kMB == 1) {
-        auto ld = [&](int r, int c) -> uint32_t {
+        load_a_fragments(qa_reg, r0, c0, [&](int r, int c) -> uint32_t {
             const int row = row0 + r;
             return row < q_len ? *reinterpret_cast<const uint32_t*>(
                                      q + (static_cast<size_t>(q0 + row) * p.n_heads + h) * D + c)
                                : 0u;
-        };
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            qa_reg[kk][0] = ld(r0, kk * 16 + c0);
-            qa_reg[kk][1] = ld(r0 + 8, kk * 16 + c0);
-            qa_reg[kk][2] = ld(r0, kk * 16 + c0 + 8);
-            qa_reg[kk][3] = ld(r0 + 8, kk * 16 + c0 + 8);
-        }
+        });
     } else {  // kMB = 2: the CTA's Q rows into shared memory, in the first cp.async group (zeros past q_len)
         constexpr int kChunks = kBlockM * D / 8;
 #pragma unroll
@@ -175,29 +168,32 @@ __global__ void __launch_bounds__(kWarps * 32, kMB == 2 && kWarps == 4 ? 2 : 1)
             const bf16* ks = smem + (j % kStages) * 2 * kTileElems + sub * kSubN * S;
             const bf16* vs = ks + kTileElems;
             float sc[kMB][kSubN / 8][4];
-    #pragma unroll
+#pragma unroll
             for (int mb = 0; mb < kMB; ++mb)
-    #pragma unroll
-                for (int n = 0; n < kSubN / 8; ++n) sc[mb][n][0] = sc[mb][n][1] = sc[mb][n][2] = sc[mb][n][3] = 0.0f;
-    #pragma unroll
+#pragma unroll
+                for (int n = 0; n < kSubN / 8; ++n)
+                    sc[mb][n][0] = sc[mb][n][1] = sc[mb][n][2] = sc[mb][n][3] = 0.0f;
+#pragma unroll
             for (int kk = 0; kk < D / 16; ++kk) {
                 uint32_t qa[kMB][4];
-    #pragma unroll
+#pragma unroll
                 for (int mb = 0; mb < kMB; ++mb) {
                     if constexpr (kMB == 1) {
-    #pragma unroll
+#pragma unroll
                         for (int e = 0; e < 4; ++e) qa[mb][e] = qa_reg[kk][e];
-                    } else {  // A fragment: matrices (rows 0-7 | 8-15) x (columns 0-7 | 8-15) of the 16x16 block
-                        ldmatrix_x4(qa[mb], smem_u32(q_smem + (warp * kWarpRows + mb * 16 + (mat & 1) * 8 + mrow) * S +
+                    } else {  // A fragment: matrices (rows 0-7 | 8-15) x (columns 0-7 | 8-15) of the 16x16
+                              // block
+                        ldmatrix_x4(qa[mb], smem_u32(q_smem +
+                                                     (warp * kWarpRows + mb * 16 + (mat & 1) * 8 + mrow) * S +
                                                      kk * 16 + (mat >> 1) * 8));
                     }
                 }
-    #pragma unroll
+#pragma unroll
                 for (int np = 0; np < kSubN / 16; ++np) {
                     uint32_t b[4];
-                    ldmatrix_x4(b,
-                                smem_u32(ks + (np * 16 + (mat >> 1) * 8 + mrow) * S + (2 * kk + (mat & 1)) * 8));
-    #pragma unroll
+                    ldmatrix_x4(
+                        b, smem_u32(ks + (np * 16 + (mat >> 1) * 8 + mrow) * S + (2 * kk + (mat & 1)) * 8));
+#pragma unroll
                     for (int mb = 0; mb < kMB; ++mb) {
                         mma_bf16_16816(sc[mb][2 * np], qa[mb], b[0], b[1]);
                         mma_bf16_16816(sc[mb][2 * np + 1], qa[mb], b[2], b[3]);
@@ -205,23 +201,24 @@ __global__ void __launch_bounds__(kWarps * 32, kMB == 2 && kWarps == 4 ? 2 : 1)
                 }
             }
             uint32_t pa[kMB][kSubN / 16][4];  // P = exp(S - max) as bf16 A fragments of the PV product
-    #pragma unroll
+#pragma unroll
             for (int mb = 0; mb < kMB; ++mb) {
-                const int qp_a = pos0 + row0 + mb * 16 + r0, qp_b = qp_a + 8;  // this thread's two rows' positions
+                const int qp_a = pos0 + row0 + mb * 16 + r0,
+                          qp_b = qp_a + 8;  // this thread's two rows' positions
                 const bool needs_mask = ks0 + kSubN - 1 > pos0 + row0 + mb * 16;
-                // Row maxima of the raw scores (the scale is positive), then p = 2^(s scale log2(e) - m) in one FFMA
-                // and the exponential; m is kept in the scaled (log2) domain.
-                // The 16 values of each of the thread's two rows are reduced in 4 independent chains (kParts),
-                // not one: with 2 warps per scheduler a 16-deep chain of dependent FMNMX / FADD is not hidden.
+                // Row maxima of the raw scores (the scale is positive), then p = 2^(s scale log2(e) - m) in
+                // one FFMA and the exponential; m is kept in the scaled (log2) domain. The 16 values of each
+                // of the thread's two rows are reduced in 4 independent chains (kParts), not one: with 2
+                // warps per scheduler a 16-deep chain of dependent FMNMX / FADD is not hidden.
                 constexpr int kParts = 4;
                 float mxp[2][kParts];
-    #pragma unroll
+#pragma unroll
                 for (int r = 0; r < 2; ++r)
-    #pragma unroll
+#pragma unroll
                     for (int i = 0; i < kParts; ++i) mxp[r][i] = -INFINITY;
-    #pragma unroll
+#pragma unroll
                 for (int n = 0; n < kSubN / 8; ++n) {
-    #pragma unroll
+#pragma unroll
                     for (int e = 0; e < 4; ++e) {
                         if (needs_mask) {
                             const int kp = ks0 + n * 8 + c0 + (e & 1);
@@ -231,33 +228,34 @@ __global__ void __launch_bounds__(kWarps * 32, kMB == 2 && kWarps == 4 ? 2 : 1)
                     }
                 }
                 float mx[2], base[2], alpha[2], rs[2];
-    #pragma unroll
+#pragma unroll
                 for (int r = 0; r < 2; ++r) {
                     mx[r] = fmaxf(fmaxf(mxp[r][0], mxp[r][1]), fmaxf(mxp[r][2], mxp[r][3]));
                     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
                     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
                     const float m_new = fmaxf(m[mb][r], mx[r] * scale_log2);
                     base[r] = m_new == -INFINITY ? 0.0f : m_new;
-                    alpha[r] = fast_exp2(m[mb][r] - base[r]);  // exactly 1 when the row's maximum did not change
+                    alpha[r] =
+                        fast_exp2(m[mb][r] - base[r]);  // exactly 1 when the row's maximum did not change
                     m[mb][r] = m_new;
                 }
                 float rsp[2][kParts] = {};
-    #pragma unroll
+#pragma unroll
                 for (int n = 0; n < kSubN / 8; ++n) {
-    #pragma unroll
+#pragma unroll
                     for (int e = 0; e < 4; ++e) {
                         sc[mb][n][e] = fast_exp2(fmaf(sc[mb][n][e], scale_log2, -base[e >> 1]));
                         rsp[e >> 1][n % kParts] += sc[mb][n][e];
                     }
                 }
-    #pragma unroll
+#pragma unroll
                 for (int r = 0; r < 2; ++r) rs[r] = (rsp[r][0] + rsp[r][1]) + (rsp[r][2] + rsp[r][3]);
                 l[mb][0] = l[mb][0] * alpha[0] + rs[0];
                 l[mb][1] = l[mb][1] * alpha[1] + rs[1];
-                // Past the first tiles a row's maximum rarely moves: rescale the accumulators (64 multiplies per
-                // thread and 16-row block) only when some row of the warp's block needs it.
+                // Past the first tiles a row's maximum rarely moves: rescale the accumulators (64 multiplies
+                // per thread and 16-row block) only when some row of the warp's block needs it.
                 if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
-    #pragma unroll
+#pragma unroll
                     for (int n = 0; n < D / 8; ++n) {
                         o[mb][n][0] *= alpha[0];
                         o[mb][n][1] *= alpha[0];
@@ -265,7 +263,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMB == 2 && kWarps == 4 ? 2 : 1)
                         o[mb][n][3] *= alpha[1];
                     }
                 }
-    #pragma unroll
+#pragma unroll
                 for (int t = 0; t < kSubN / 16; ++t) {
                     pa[mb][t][0] = pack_bf16x2(sc[mb][2 * t][0], sc[mb][2 * t][1]);
                     pa[mb][t][1] = pack_bf16x2(sc[mb][2 * t][2], sc[mb][2 * t][3]);
@@ -273,14 +271,14 @@ __global__ void __launch_bounds__(kWarps * 32, kMB == 2 && kWarps == 4 ? 2 : 1)
                     pa[mb][t][3] = pack_bf16x2(sc[mb][2 * t + 1][2], sc[mb][2 * t + 1][3]);
                 }
             }
-    #pragma unroll
+#pragma unroll
             for (int t = 0; t < kSubN / 16; ++t) {
-    #pragma unroll
+#pragma unroll
                 for (int n2 = 0; n2 < D / 16; ++n2) {
                     uint32_t b[4];
                     ldmatrix_x4_trans(
                         b, smem_u32(vs + (t * 16 + (mat & 1) * 8 + mrow) * S + (2 * n2 + (mat >> 1)) * 8));
-    #pragma unroll
+#pragma unroll
                     for (int mb = 0; mb < kMB; ++mb) {
                         mma_bf16_16816(o[mb][2 * n2], pa[mb][t], b[0], b[1]);
                         mma_bf16_16816(o[mb][2 * n2 + 1], pa[mb][t], b[2], b[3]);
@@ -324,7 +322,8 @@ void launch(const PrefillAttentionParams& p, cudaStream_t stream) {
     (void)attr_set;
     constexpr int kBlockM = 16 * kMB * kWarps;
     const dim3 grid(p.n_heads, (p.max_q_len + kBlockM - 1) / kBlockM, p.n_seq);
-    launch_kernel(prefill_attention_kernel<D, kWarps, kMB, kStages, kSubN>, grid, dim3(kWarps * 32), smem, stream, p);
+    launch_kernel(prefill_attention_kernel<D, kWarps, kMB, kStages, kSubN>, grid, dim3(kWarps * 32), smem,
+                  stream, p);
 }
 
 int g_variant = 7;
@@ -347,17 +346,39 @@ void prefill_attention(const PrefillAttentionParams& p, cudaStream_t stream) {
                                     std::to_string(p.page_size));
     const auto v = p.head_dim == 128 ? p.variant : 0;
     switch (v) {  // <D, warps, 16-row blocks per warp, stages, keys per softmax step>
-        case 1: launch<128, 8, 1, 2>(p, stream); break;
-        case 2: launch<128, 4, 1, 3>(p, stream); break;
-        case 3: launch<128, 8, 1, 3>(p, stream); break;
-        case 4: launch<128, 4, 2, 2>(p, stream); break;
-        case 5: launch<128, 4, 2, 3>(p, stream); break;
-        case 6: launch<128, 8, 2, 2>(p, stream); break;
-        case 7: launch<128, 8, 2, 3>(p, stream); break;
-        case 8: launch<128, 8, 2, 2, 32>(p, stream); break;
-        case 9: launch<128, 8, 2, 3, 32>(p, stream); break;
-        case 10: launch<128, 4, 2, 2, 32>(p, stream); break;
-        default: DSA_DISPATCH_HEAD_DIM(p.head_dim, (launch<D, 4, 1, 2>(p, stream))); break;
+        case 1:
+            launch<128, 8, 1, 2>(p, stream);
+            break;
+        case 2:
+            launch<128, 4, 1, 3>(p, stream);
+            break;
+        case 3:
+            launch<128, 8, 1, 3>(p, stream);
+            break;
+        case 4:
+            launch<128, 4, 2, 2>(p, stream);
+            break;
+        case 5:
+            launch<128, 4, 2, 3>(p, stream);
+            break;
+        case 6:
+            launch<128, 8, 2, 2>(p, stream);
+            break;
+        case 7:
+            launch<128, 8, 2, 3>(p, stream);
+            break;
+        case 8:
+            launch<128, 8, 2, 2, 32>(p, stream);
+            break;
+        case 9:
+            launch<128, 8, 2, 3, 32>(p, stream);
+            break;
+        case 10:
+            launch<128, 4, 2, 2, 32>(p, stream);
+            break;
+        default:
+            DSA_DISPATCH_HEAD_DIM(p.head_dim, (launch<D, 4, 1, 2>(p, stream)));
+            break;
     }
     CUDA_CHECK_LAUNCH();
 }
