@@ -345,41 +345,22 @@ void prefill_attention(const PrefillAttentionParams& p, cudaStream_t stream) {
         throw std::invalid_argument("prefill_attention: page size must be a power of two, got " +
                                     std::to_string(p.page_size));
     const auto v = p.head_dim == 128 ? p.variant : 0;
-    switch (v) {  // <D, warps, 16-row blocks per warp, stages, keys per softmax step>
-        case 1:
-            launch<128, 8, 1, 2>(p, stream);
-            break;
-        case 2:
-            launch<128, 4, 1, 3>(p, stream);
-            break;
-        case 3:
-            launch<128, 8, 1, 3>(p, stream);
-            break;
-        case 4:
-            launch<128, 4, 2, 2>(p, stream);
-            break;
-        case 5:
-            launch<128, 4, 2, 3>(p, stream);
-            break;
-        case 6:
-            launch<128, 8, 2, 2>(p, stream);
-            break;
-        case 7:
-            launch<128, 8, 2, 3>(p, stream);
-            break;
-        case 8:
-            launch<128, 8, 2, 2, 32>(p, stream);
-            break;
-        case 9:
-            launch<128, 8, 2, 3, 32>(p, stream);
-            break;
-        case 10:
-            launch<128, 4, 2, 2, 32>(p, stream);
-            break;
-        default:
-            DSA_DISPATCH_HEAD_DIM(p.head_dim, (launch<D, 4, 1, 2>(p, stream)));
-            break;
+    // One variant per line: <D, warps, 16-row blocks per warp, stages, keys per softmax step>.
+    // clang-format off
+    switch (v) {
+        case 1: launch<128, 8, 1, 2>(p, stream); break;
+        case 2: launch<128, 4, 1, 3>(p, stream); break;
+        case 3: launch<128, 8, 1, 3>(p, stream); break;
+        case 4: launch<128, 4, 2, 2>(p, stream); break;
+        case 5: launch<128, 4, 2, 3>(p, stream); break;
+        case 6: launch<128, 8, 2, 2>(p, stream); break;
+        case 7: launch<128, 8, 2, 3>(p, stream); break;
+        case 8: launch<128, 8, 2, 2, 32>(p, stream); break;
+        case 9: launch<128, 8, 2, 3, 32>(p, stream); break;
+        case 10: launch<128, 4, 2, 2, 32>(p, stream); break;
+        default: DSA_DISPATCH_HEAD_DIM(p.head_dim, (launch<D, 4, 1, 2>(p, stream))); break;
     }
+    // clang-format on
     CUDA_CHECK_LAUNCH();
 }
 

@@ -22,7 +22,8 @@ std::vector<int> random_token_ids(int n, int vocab, uint64_t seed);
 
 class DepthCache {
 public:
-    // ids: [capacity] the token stream; page_size: the backend's P; chunk: prefill tokens per forward().
+    // ids: [capacity] the token stream; page_size: the backend's P; chunk: prefill tokens per forward()
+    // (0: the backend's, prefill_batch).
     DepthCache(Backend& backend, std::span<const int> ids, int page_size, int chunk);
     ~DepthCache();  // releases the sequence's pages
     DepthCache(const DepthCache&) = delete;

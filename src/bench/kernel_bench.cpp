@@ -20,8 +20,7 @@ void run_kernel_bench(BenchSession& s, const std::vector<PolicyRun>& runs, const
     for (const PolicyRun& run : runs) {
         const std::unique_ptr<Backend> backend = s.make_backend_for(run);
         const BytesModel bytes(s.model(), backend->kv_dtype(), backend->meta_minmax_dtype(), run.policy);
-        DepthCache cache(*backend, s.ids(), run.policy.page_size,
-                         p.batch_size > 0 ? p.batch_size : backend->prefill_chunk());
+        DepthCache cache(*backend, s.ids(), run.policy.page_size, p.batch_size);
         bench_progress(run, describe_policy(run.policy));
         for (const int depth : p.depths) {
             cache.set_depth(depth);

@@ -43,7 +43,7 @@ BenchResult prompt_test(BenchSession& s, const PolicyRun& run, Backend& backend,
     r.batch = batch;
     r.n_prompt = n;
     bench_progress(run, fmt::format("{}: 1 warm-up + {} repetitions", r.test_name(), s.params().reps));
-    const int chunk = s.params().batch_size > 0 ? s.params().batch_size : backend.prefill_chunk();
+    const int chunk = prefill_batch(backend, s.params().batch_size);
     for (int rep = 0; rep <= s.params().reps; ++rep) {
         set_depths(caches, batch, depth);
         const double t0 = now_ms();
@@ -109,10 +109,9 @@ void run_throughput_bench(BenchSession& s, const std::vector<PolicyRun>& runs, c
         const std::unique_ptr<Backend> backend = s.make_backend_for(run);
         const BytesModel bytes(s.model(), backend->kv_dtype(), backend->meta_minmax_dtype(), run.policy);
         Caches caches;
-        const int chunk = p.batch_size > 0 ? p.batch_size : backend->prefill_chunk();
         for (int slot = 0; slot < p.max_batch(); ++slot)
             caches.push_back(
-                std::make_unique<DepthCache>(*backend, s.ids(slot), run.policy.page_size, chunk));
+                std::make_unique<DepthCache>(*backend, s.ids(slot), run.policy.page_size, p.batch_size));
         bench_progress(run, describe_policy(run.policy));
         for (const int batch : p.batches) {
             for (const int depth : p.depths) {

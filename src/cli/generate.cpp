@@ -211,7 +211,7 @@ int run_generate(const GenerateFlags& f) {
 
     GenerateParams gp;
     gp.n_predict = f.n_predict;
-    gp.batch = f.batch_size > 0 ? f.batch_size : backend->prefill_chunk();
+    gp.batch = f.batch_size;
     gp.eos_ids = collect_eos_ids(model.config.eos_token_ids, tokenizer.eos_id());
 
     if (!f.no_display_prompt) write_out(prompt);

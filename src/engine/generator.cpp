@@ -19,9 +19,14 @@ double per_second(double ms, int n) {
 
 }  // namespace
 
+int prefill_batch(const Backend& backend, int batch) {
+    if (batch < 0) throw Error("prefill batch size must be >= 0 (0: the backend's chunk), got {}", batch);
+    return batch > 0 ? batch : backend.prefill_chunk();
+}
+
 int prefill(Backend& backend, Sequence& seq, std::span<const int> tokens, int batch, std::span<float> logits,
             bool show_progress) {
-    if (batch < 1) throw Error("prefill batch size must be >= 1, got {}", batch);
+    batch = prefill_batch(backend, batch);
     const size_t n = tokens.size();
     // A forward() of one token is a decode step (it attends through the sparse policy), so no chunk is a
     // single token unless the whole prompt is: batch 1 runs pairs, and a 1-token remainder joins the last

@@ -15,7 +15,7 @@ namespace dsa {
 
 struct GenerateParams {
     int n_predict = 128;        // tokens to generate; -1: until EOS or a full context
-    int batch = 512;            // prefill chunk size in tokens (the last chunk may be shorter)
+    int batch = 0;              // prefill chunk size in tokens (see prefill_batch; the last may be shorter)
     std::vector<int> eos_ids;   // generation stops (without emitting it) at any of these
     bool show_progress = true;  // "prefill D/N tokens" per chunk on stderr when the prompt is > 2 chunks
 };
@@ -46,11 +46,15 @@ struct GenerateResult {
 // Called once per generated token, in order, before the next forward() starts.
 using TokenCallback = std::function<void(int id)>;
 
-// Runs `tokens` through `backend` in chunks of `batch` tokens (LogitsMode::Last on every chunk, so
-// `logits` [vocab] ends up holding the last token's logits). No chunk is a single token (a 1-token
-// forward() is a decode step, see Backend::forward) unless `tokens` is: a 1-token remainder joins the last
-// chunk, and batch 1 runs chunks of 2. Prints progress per chunk when asked and the prompt is longer than
-// two chunks. Returns the number of chunks.
+// The prefill chunk for a -b/--batch-size value: `batch`, or the backend's own (Backend::prefill_chunk)
+// for 0. Throws dsa::Error when negative.
+int prefill_batch(const Backend& backend, int batch);
+
+// Runs `tokens` through `backend` in chunks of prefill_batch(backend, batch) tokens (LogitsMode::Last on
+// every chunk, so `logits` [vocab] ends up holding the last token's logits). No chunk is a single token (a
+// 1-token forward() is a decode step, see Backend::forward) unless `tokens` is: a 1-token remainder joins the
+// last chunk, and batch 1 runs chunks of 2. Prints progress per chunk when asked and the prompt is longer
+// than two chunks. Returns the number of chunks.
 int prefill(Backend& backend, Sequence& seq,
             std::span<const int> tokens,  // [T]
             int batch,

@@ -1,6 +1,7 @@
 // prefill()'s chunking against the Backend contract that a 1-token forward() is a decode step (attended
 // through the sparse policy): no prefill chunk may be a single token unless the whole prompt is one.
-// Also the default (throwing) implementations of the optional Backend operations.
+// Batch 0 takes the backend's chunk. Also the default (throwing) implementations of the optional Backend
+// operations.
 #include <gtest/gtest.h>
 
 #include <numeric>
@@ -62,6 +63,22 @@ TEST(PrefillChunks, NeverASingleTokenChunkUnlessThePromptIsOne) {
             for (int c : chunks_of(n, batch)) EXPECT_GE(c, 2) << n << " / " << batch;
         }
     }
+}
+
+// Batch 0 is the backend's own chunk (Backend::prefill_chunk: 512 unless the backend says otherwise).
+TEST(PrefillChunks, BatchZeroTakesTheBackendsChunk) {
+    EXPECT_EQ(chunks_of(1100, 0), (std::vector<int>{512, 512, 76}));
+    class SixChunks : public ChunkRecorder {
+        int prefill_chunk() const override { return 6; }
+    } be;
+    Sequence seq;
+    std::vector<int> tokens(13, 2);
+    std::vector<float> logits(4);
+    prefill(be, seq, tokens, 0, logits, false);
+    EXPECT_EQ(be.chunks, (std::vector<int>{6, 7}));
+    EXPECT_EQ(prefill_batch(be, 0), 6);
+    EXPECT_EQ(prefill_batch(be, 3), 3);
+    EXPECT_THROW(prefill_batch(be, -1), Error);
 }
 
 TEST(BackendDefaults, OptionalOperationsThrowNamingTheBackend) {
