@@ -21,10 +21,19 @@ constexpr int kStagedEntries = 512;
 
 constexpr int kMaxFusedSplits = 256;  // splits one CTA merges
 
+// Row stride (floats) of the warps' partial outputs in shared memory: D + 8 puts the 8 rows a warp's float2
+// store covers 32 bytes apart in the banks (four rows per 128-byte wavefront), where a stride of D put all 8
+// in the same banks (8 wavefronts per store, 64 stores per lane).
+template <int D>
+constexpr int merge_stride() {
+    return D + 8;
+}
+
 template <int D>
 constexpr size_t decode_smem_bytes() {
     const size_t pipeline = size_t{kWarps} * kStages * 2 * kTile * smem_stride<D>() * sizeof(bf16);
-    const size_t warp_merge = size_t{kWarps} * 16 * D * sizeof(float) + 2 * kWarps * 16 * sizeof(float);
+    const size_t warp_merge =
+        size_t{kWarps} * 16 * merge_stride<D>() * sizeof(float) + 2 * kWarps * 16 * sizeof(float);
     return std::max(pipeline, warp_merge);
 }
 
@@ -360,17 +369,15 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
 
     // Merge the warps: each leaves (m, l, unnormalised O) for its rows in shared memory.
     __syncthreads();
-    float* so = reinterpret_cast<float*>(smem_raw);  // [kWarps][16][D]
-    float* sm = so + kWarps * 16 * D;                // [kWarps][16]
+    constexpr int SO = merge_stride<D>();
+    float* so = reinterpret_cast<float*>(smem_raw);  // [kWarps][16][SO]
+    float* sm = so + kWarps * 16 * SO;               // [kWarps][16]
     float* sl = sm + kWarps * 16;                    // [kWarps][16]
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
-        float* row_a = so + (warp * 16 + r0) * D + n * 8 + c0;
-        float* row_b = row_a + 8 * D;
-        row_a[0] = o[n][0];
-        row_a[1] = o[n][1];
-        row_b[0] = o[n][2];
-        row_b[1] = o[n][3];
+        float* row_a = so + (warp * 16 + r0) * SO + n * 8 + c0;
+        *reinterpret_cast<float2*>(row_a) = make_float2(o[n][0], o[n][1]);
+        *reinterpret_cast<float2*>(row_a + 8 * SO) = make_float2(o[n][2], o[n][3]);
     }
     if (lane % 4 == 0) {
         sm[warp * 16 + r0] = m[0];
@@ -395,7 +402,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
             const float mw = sm[w * 16 + r];
             if (mw == -INFINITY) continue;
             const float wt = exp2f(mw - mm);
-            num += wt * so[(w * 16 + r) * D + d];
+            num += wt * so[(w * 16 + r) * SO + d];
             den += wt * sl[w * 16 + r];
         }
         p.o_part[out * D + d] = num / den;
