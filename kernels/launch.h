@@ -7,7 +7,7 @@
 // The kernels that read memory before the wait issue those loads first, so the drain and launch gap before
 // them is spent reading: the decode GEMVs their weights, full decode attention (block-table lists) its page
 // ids and the K/V of every page but the current one (sparse lists: only the queries), the Quest and NSA
-// score kernels their page metadata.
+// score kernels their page metadata, the selection its block table.
 // Those launches are the "early" ones (launch_kernel_as).
 // The rule that makes a read before the wait safe: every dsa kernel triggers its dependents only after its
 // own wait (pdl_begin), so when a grid runs, the kernel two back in the stream has finished and flushed.

@@ -46,6 +46,11 @@ __device__ __forceinline__ void cp_async_16(uint32_t smem_addr, const void* gmem
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr), "l"(gmem));
 }
 
+// A 4-byte global -> shared copy (through L1: the .cg form takes 16-byte copies only).
+__device__ __forceinline__ void cp_async_4(uint32_t smem_addr, const void* gmem) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr), "l"(gmem));
+}
+
 __device__ __forceinline__ void cp_async_commit() {
     asm volatile("cp.async.commit_group;\n" ::);
 }

@@ -16,6 +16,11 @@
 
 namespace dsa::cuda {
 
+// What quest_score writes per item: each query head's score, or the group's reduction of them in the CPU's
+// order (reduce_group_scores: from head 0, sum or max) into the row of the group's first head, so that the
+// selection reads one row per list instead of G (see page_select.h, group_rows).
+enum class ScoreRows : int { PerHead = 0, GroupSum = 1, GroupMax = 2 };
+
 struct PageScoreParams {
     const uint16_t* q = nullptr;            // [n_seq][n_heads][D] bf16, post-RoPE (the decode queries)
     const uint16_t* kminmax = nullptr;      // quest: [num_pages][n_kv_heads][2][D] bf16, kmin then kmax
@@ -34,7 +39,8 @@ struct PageScoreParams {
     float* chunk_sum = nullptr;
     int chunk_stride = 0;  // >= ceil(max_items / score_chunk_items)
     float softmax_scale = 1.0f;
-    int max_items = 0;  // the grid's reach: pages - 1 (quest, nsa) or tokens (oracle)
+    int max_items = 0;                    // the grid's reach: pages - 1 (quest, nsa) or tokens (oracle)
+    ScoreRows rows = ScoreRows::PerHead;  // quest_score only; the others write per-head rows
     int n_seq = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, page_size = 16;
 };
 

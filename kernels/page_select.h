@@ -38,6 +38,9 @@ struct PageSelectParams {
     int list_stride = 0;             // >= the most entries a list can take (see page_list_capacity)
     int n_seq = 0, n_heads = 0, n_kv_heads = 0, page_size = 16;
     bool per_head_lists = false;
+    // The scores hold each list's reduced scores in the row of its first query head (quest_score with
+    // ScoreRows::GroupSum or GroupMax, page_scores.h): read as they are, `reduce` unused.
+    bool group_rows = false;
 
     // The policy, in the terms above.
     bool tokens_are_items = false;
@@ -59,7 +62,8 @@ struct PageSelectParams {
 int page_list_capacity(const PageSelectParams& p, int max_tokens);
 
 // Selects for sequences of up to max_tokens tokens: one CTA per list computes the keys, the k-th largest
-// by a bitwise search, the marks and the list. Shared memory holds a bit per item.
+// (histogram passes, then a warp's bitwise search), the marks and the list. Shared memory holds a bit per
+// item, the staged block table and up to four heads' scores of the first 8192 items.
 void page_select(const PageSelectParams& p, int max_tokens, cudaStream_t stream);
 
 }  // namespace dsa::cuda

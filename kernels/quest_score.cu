@@ -15,6 +15,11 @@
 // pages r and r + 8 for each 32-element chunk c; the first four are its A values of k-step 2 c, the last four
 // those of k-step 2 c + 1, and its Q' (B) values are the same elements of head r. A warp's load instruction
 // reads 64 contiguous bytes of each of 8 rows: every sector it touches is used whole.
+//
+// Output: per-head rows, or (ScoreRows::GroupSum / GroupMax) each page's group reduction, the heads taken
+// from head 0 by shuffles within the lane quad that holds them, written once per page: 1/G of the bytes, and
+// the selection CTA then reads 32 KB per list instead of 128 KB at 128K (page_select.cu says why that
+// counts).
 #include "kernels/head_dim_dispatch.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/mma.cuh"
@@ -91,23 +96,46 @@ __global__ void __launch_bounds__(kThreads) quest_score_kernel(const PageScorePa
         for (int ch = 0; ch < kChunks; ++ch)
             qb[n][ch] = 8 * n + r < c.G ? keep_sign(qb[n][ch], 32 * ch + 8 * t < D) : make_uint4(0, 0, 0, 0);
 
+    float acc[NT][4];  // tile n: (page r, heads 8n + 2t, 8n + 2t + 1), (page r + 8, the same heads)
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
-        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // (page r, heads 2t, 2t+1), (page r + 8, the same heads)
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
 #pragma unroll
         for (int ch = 0; ch < kChunks; ++ch) {
             const uint32_t first[4] = {a0[ch].x, a1[ch].x, a0[ch].y, a1[ch].y};   // k-step 2 ch
             const uint32_t second[4] = {a0[ch].z, a1[ch].z, a0[ch].w, a1[ch].w};  // k-step 2 ch + 1
-            mma_bf16_16816(acc, first, qb[n][ch].x, qb[n][ch].y);
-            mma_bf16_16816(acc, second, qb[n][ch].z, qb[n][ch].w);
+            mma_bf16_16816(acc[n], first, qb[n][ch].x, qb[n][ch].y);
+            mma_bf16_16816(acc[n], second, qb[n][ch].z, qb[n][ch].w);
         }
+    }
+    if (p.rows == ScoreRows::PerHead) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const int h = 8 * n + 2 * t + (i & 1), j = i < 2 ? j0 : j1;
-            if (h < c.G && j < c.end) {
-                score_row(p, c, h)[j] = acc[i];
-                sc[h * kPagesPerCta + j - c.first] = acc[i];
+        for (int n = 0; n < NT; ++n)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int h = 8 * n + 2 * t + (i & 1), j = i < 2 ? j0 : j1;
+                if (h < c.G && j < c.end) {
+                    score_row(p, c, h)[j] = acc[n][i];
+                    sc[h * kPagesPerCta + j - c.first] = acc[n][i];
+                }
             }
+    } else {
+        // The group's heads in order from head 0: head h is element h & 1 (page r) or 2 + (h & 1) (page
+        // r + 8) of tile h / 8 in quad lane (h % 8) / 2.
+        const bool sum = p.rows == ScoreRows::GroupSum;
+        float g0 = 0.0f, g1 = 0.0f;
+#pragma unroll
+        for (int h = 0; h < 8 * NT; ++h) {
+            if (h >= c.G) break;
+            const int src = (lane & ~3) + (h % 8) / 2;
+            const float v0 = __shfl_sync(0xffffffffu, acc[h / 8][h & 1], src);
+            const float v1 = __shfl_sync(0xffffffffu, acc[h / 8][2 + (h & 1)], src);
+            g0 = sum ? g0 + v0 : h == 0 ? v0 : fmaxf(g0, v0);
+            g1 = sum ? g1 + v1 : h == 0 ? v1 : fmaxf(g1, v1);
+        }
+        if (t == 0) {
+            if (j0 < c.end) score_row(p, c, 0)[j0] = g0;
+            if (j1 < c.end) score_row(p, c, 0)[j1] = g1;
         }
     }
     if (p.chunk_max) write_chunk_softmax(p, c, sc, kPagesPerCta);

@@ -550,6 +550,46 @@ std::string describe(const AttentionPolicy& pol, const Shape& sh) {
 
 // ---- the cases ----
 
+// Quest's group rows (ScoreRows::GroupSum, GroupMax): the row of each group's first head must hold the CPU's
+// reduction (reduce_group_scores, from head 0) of the kernel's own per-head scores `per_head`, bit for bit,
+// and the group's other rows nothing.
+void check_group_rows(cuda::PageScoreParams p, const Step& st, const std::vector<uint32_t>& per_head,
+                      int stride) {
+    const int G = st.n_heads / kKvHeads, P = p.page_size;
+    const size_t n_scores = static_cast<size_t>(st.n_seq()) * st.n_heads * stride;
+    for (const auto& [rows, mode] : {std::pair{cuda::ScoreRows::GroupSum, GqaMode::Sum},
+                                     std::pair{cuda::ScoreRows::GroupMax, GqaMode::Max}}) {
+        SCOPED_TRACE(mode == GqaMode::Sum ? "group sum" : "group max");
+        const cuda::DeviceBuffer d_scores = poisoned(n_scores * 4);
+        p.scores = d_scores.as<float>();
+        p.rows = rows;
+        cuda::quest_score(p, nullptr);
+        const std::vector<uint32_t> bits = from_device<uint32_t>(d_scores, n_scores);
+        for (int s = 0; s < st.n_seq(); ++s) {
+            const int n_items = (st.kv.lengths[static_cast<size_t>(s)] + P - 1) / P - 1;
+            for (int kvh = 0; kvh < kKvHeads; ++kvh) {
+                const size_t row0 = (static_cast<size_t>(s) * st.n_heads + kvh * G) * stride;
+                std::vector<float> heads(static_cast<size_t>(G) * n_items);  // [G][n_items]
+                for (int h = 0; h < G; ++h)
+                    for (int i = 0; i < n_items; ++i)
+                        heads[static_cast<size_t>(h) * n_items + i] =
+                            std::bit_cast<float>(per_head[row0 + static_cast<size_t>(h) * stride + i]);
+                const std::vector<float> want = reduce_group_scores(heads, G, mode, 1.0f);
+                int bad = 0, written = 0;
+                for (int i = 0; i < n_items; ++i)
+                    bad += bits[row0 + i] != std::bit_cast<uint32_t>(want[static_cast<size_t>(i)]);
+                for (int i = n_items; i < stride; ++i) written += bits[row0 + i] != 0xFFFFFFFFu;
+                for (int h = 1; h < G; ++h)
+                    for (int i = 0; i < stride; ++i)
+                        written += bits[row0 + static_cast<size_t>(h) * stride + i] != 0xFFFFFFFFu;
+                EXPECT_EQ(bad, 0) << "sequence " << s << " KV head " << kvh << ": of " << n_items << " items";
+                EXPECT_EQ(written, 0)
+                    << "sequence " << s << " KV head " << kvh << ": written outside the row";
+            }
+        }
+    }
+}
+
 // The three score kernels against the CPU's scores, and nothing written past each sequence's items.
 void run_score_case(Rng& rng, const Shape& sh, int P) {
     SCOPED_TRACE("D " + std::to_string(sh.head_dim) + ", G " + std::to_string(sh.group) + ", P " +
@@ -614,6 +654,7 @@ void run_score_case(Rng& rng, const Shape& sh, int P) {
                                           << ": scores written past the " << n_items << " items";
                 }
             }
+        if (kind == PolicyKind::Quest) check_group_rows(p, st, bits, stride);
     }
 }
 

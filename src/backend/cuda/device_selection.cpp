@@ -47,6 +47,8 @@ DeviceSelection::DeviceSelection(const AttentionPolicy& policy, int n_seq, int n
     // Each policy in page_select's terms (selection.h gives the same rules in the CPU's).
     switch (policy.kind) {
         case PolicyKind::Quest:
+            // Sum and max reduce inside the score kernel: the selection then reads 1 row per list, not G.
+            s.group_rows = !s.per_head_lists && s.reduce != GroupReduce::Softmax;
             s.dense_below_or_at = policy.budget / P - 1;  // B / P >= n_pages: every page fits the budget
             s.forced_first = policy.sink_pages;
             s.forced_last = policy.recent_pages;
@@ -75,7 +77,8 @@ DeviceSelection::DeviceSelection(const AttentionPolicy& policy, int n_seq, int n
             break;
     }
     const int max_pages = (max_tokens + P - 1) / P;
-    score_stride_ = std::max(1, policy.kind == PolicyKind::Oracle ? max_tokens : max_pages);
+    // A multiple of 4: page_select stages the score rows in 16-byte copies.
+    score_stride_ = (std::max(1, policy.kind == PolicyKind::Oracle ? max_tokens : max_pages) + 3) / 4 * 4;
     s.score_stride = score_stride_;
     s.list_stride = page_list_capacity(s, max_tokens);
     const size_t lists = static_cast<size_t>(n_seq) * n_lists();
@@ -128,6 +131,8 @@ void DeviceSelection::score(const LayerCache& cache, const uint16_t* q, const St
     sp.chunk_sum = chunk_sum_.as<float>();
     sp.chunk_stride = params_.chunk_stride;
     sp.softmax_scale = params_.softmax_scale;
+    if (params_.group_rows)
+        sp.rows = params_.reduce == GroupReduce::Max ? ScoreRows::GroupMax : ScoreRows::GroupSum;
     switch (policy_.kind) {
         case PolicyKind::Quest:
             quest_score(sp, stream);
