@@ -592,6 +592,8 @@ void page_select(const PageSelectParams& p, int max_tokens, cudaStream_t stream)
     if (p.list_stride < page_list_capacity(p, max_tokens))
         throw_error("CUDA page_select: list stride " + std::to_string(p.list_stride) +
                     " below the capacity " + std::to_string(page_list_capacity(p, max_tokens)));
+    if (p.scores == nullptr && p.select_total > 0)
+        throw_error("CUDA page_select: a policy that picks items needs their scores");
     if (p.scores != nullptr && p.score_stride % 4 != 0)
         throw_error("CUDA page_select: the score stride " + std::to_string(p.score_stride) +
                     " is not a multiple of 4 (rows are staged in 16-byte copies)");

@@ -26,7 +26,7 @@ struct PageSelectParams {
     const float* scores = nullptr;  // [n_seq][n_heads][score_stride] per-head scores, or null (no ranking)
     int score_stride = 0;
     uint32_t* keys = nullptr;  // [n_seq][n_lists][score_stride] scratch: the reduced scores as ordered keys,
-                               // for the items a CTA cannot keep in registers (past 8192)
+                               // for the items past the 8192 a CTA keeps in shared memory
     const int32_t* block_tables = nullptr;  // [n_seq][table_stride]
     int64_t table_stride = 0;
     const int32_t* seq_len = nullptr;  // [n_seq] tokens cached, the current one included
