@@ -22,8 +22,9 @@
 //
 // Why: the bitwise search this replaces counted over the block once per bit (a reduction and a barrier
 // each, ~13 steps for 8192 real keys: 4.9 us of a 14.4 us kernel at 128K). Here the AND/OR, one histogram
-// pass, the gathering and warp 0's search took 0.5 + 1.4 + 1.2 + 1.0 us. The kernel issues about one warp
-// instruction per cycle on its SM, so every pass over the items costs ~1-1.5 us at 8 items per thread. An
+// pass, the gathering and warp 0's search took 0.5 + 1.4 + 1.2 + 1.0 us. Those times amount to about one
+// warp instruction per cycle on the SM, so every pass over the items costs ~1-1.5 us at 8 items per thread
+// (a warp-0 scan of the list's bit words, to save two barriers, measured slower: docs/perf.md). An
 // earlier radix version (a key kernel on 16 CTAs per list building a 12-bit histogram in global memory)
 // lost its time to global atomics on a few bins and a round trip of the keys through L2 between two kernels.
 //
