@@ -3,9 +3,9 @@
 //
 // Keys: the group-reduced scores mapped to ordered uint32 keys (larger key = better; NaN as -inf, -0 as +0;
 // forced items 0, so they never compete: every real score maps to a key >= 0x007fffff). Thread t owns items
-// t, t + 1024, ...: the keys of the first kRegRounds of them (8192 items per list, a 128K context at P = 16)
-// in shared memory, any beyond in the `keys` scratch (L2). The scores of those first rounds are copied into
-// shared memory with 16-byte cp.async, up to 4 heads' rows at once. One SM pulls only ~40 GB/s from L2
+// t, t + 1024, ...: the keys of the first kStagedRounds of them (8192 items per list, a 128K context at P =
+// 16) in shared memory, any beyond in the `keys` scratch (L2). The scores of those first rounds are copied
+// into shared memory with 16-byte cp.async, up to 4 heads' rows at once. One SM pulls only ~40 GB/s from L2
 // (per-phase %globaltimer stamps, 128K: 128 KB of per-head rows took ~4 us), so the bytes per list are the
 // cost: quest's sum and max are reduced by the score kernel (group_rows), which leaves one 32 KB row.
 // Keys held in registers next to the staged rows made the compiler spill; the marks then took 4.3-5.6 us
@@ -55,7 +55,7 @@ namespace {
 
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
-constexpr int kRegRounds = 8;      // items per thread whose keys stay in shared memory
+constexpr int kStagedRounds = 8;   // items per thread whose scores and keys are staged in shared memory
 constexpr int kMaxListHeads = 16;  // query heads reduced into one list (G)
 constexpr int kBinBits = 8, kBins = 1 << kBinBits;
 constexpr int kCandPerLane = 8, kMaxCand = 32 * kCandPerLane;  // candidates warp 0 finishes the search on
@@ -94,6 +94,16 @@ __device__ __forceinline__ ListPlan list_plan(const PageSelectParams& p, int s) 
 
 __host__ __device__ inline bool whole_page_lists(const PageSelectParams& p) {
     return !p.tokens_are_items && p.sink_tokens <= 0 && p.window_tokens <= 0;
+}
+
+// A list reads one score row taken as it is (per-head lists, or quest's group rows already reduced by the
+// score kernel), or its G heads' rows, reduced here.
+__host__ __device__ inline bool one_row_per_list(const PageSelectParams& p) {
+    return p.per_head_lists || p.group_rows;
+}
+
+__host__ __device__ inline int rows_per_list(const PageSelectParams& p) {
+    return one_row_per_list(p) ? 1 : p.n_heads / p.n_kv_heads;
 }
 
 __device__ __forceinline__ uint32_t order_key(float f) {
@@ -178,7 +188,7 @@ __global__ void __launch_bounds__(kThreads)
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int n_lists = gridDim.x, list = blockIdx.x, s = blockIdx.y;
     const int G = p.n_heads / p.n_kv_heads;
-    const bool one_row = p.per_head_lists || p.group_rows;  // one score row per list, taken as it is
+    const bool one_row = one_row_per_list(p);
     const int h0 = p.per_head_lists ? list : list * G, nh = one_row ? 1 : G;
     const ListPlan l = list_plan(p, s);
     const int P = p.page_size, n = l.n, n_pages = l.n_pages, n_items = l.n_items;
@@ -218,14 +228,14 @@ __global__ void __launch_bounds__(kThreads)
     const int a = l.a, b = l.b, k = l.k;
     const bool rank = l.rank;
     const int rounds = (n_items + kThreads - 1) / kThreads;
-    uint32_t* keys = p.keys + li * p.score_stride;  // items from kRegRounds * kThreads on
+    uint32_t* keys = p.keys + li * p.score_stride;  // items from kStagedRounds * kThreads on
     auto eligible = [&](int i) { return i < n_items && i >= a && i < b; };
 
-    // Key of item r * kThreads + tid (0 when forced or past the items): the first kRegRounds rounds in
+    // Key of item r * kThreads + tid (0 when forced or past the items): the first kStagedRounds rounds in
     // shared memory, the rest in the scratch.
     auto key_at = [&](int r) -> uint32_t {
         const int i = r * kThreads + tid;
-        return i >= n_items ? 0u : r < kRegRounds ? s_key[i] : keys[i];
+        return i >= n_items ? 0u : r < kStagedRounds ? s_key[i] : keys[i];
     };
     uint32_t T = 0;     // the threshold key
     bool exact = true;  // the keys >= T are exactly k (no key equal to T is left out)
@@ -266,9 +276,9 @@ __global__ void __launch_bounds__(kThreads)
         auto head_max = [&](int h) { return mode == GroupReduce::Softmax ? s_max[h] : 0.0f; };
         auto head_sum = [&](int h) { return mode == GroupReduce::Softmax ? s_sum[h] : 1.0f; };
 
-        float acc[kRegRounds];
+        float acc[kStagedRounds];
 #pragma unroll
-        for (int r = 0; r < kRegRounds; ++r) acc[r] = 0.0f;
+        for (int r = 0; r < kStagedRounds; ++r) acc[r] = 0.0f;
         for (int hb = 0; hb < nh; hb += lay.stage_heads) {
             if (hb > 0) {
                 __syncthreads();  // every thread is done with the previous heads
@@ -281,7 +291,7 @@ __global__ void __launch_bounds__(kThreads)
                 const float mh = head_max(h), zh = head_sum(h);
                 const float* v = s_score + hh * lay.rounds * kThreads + tid;
 #pragma unroll
-                for (int r = 0; r < kRegRounds; ++r)
+                for (int r = 0; r < kStagedRounds; ++r)
                     if (r < lay.rounds)
                         acc[r] = reduce_head(mode, h, acc[r], v[r * kThreads], p.softmax_scale, mh, zh);
             }
@@ -289,13 +299,13 @@ __global__ void __launch_bounds__(kThreads)
         // The keys, and the bits every eligible key shares (eligible keys are the non-zero ones).
         uint32_t k_and = ~0u, k_or = 0u;
 #pragma unroll
-        for (int r = 0; r < kRegRounds; ++r) {  // each thread's own slots: no other thread reads them
+        for (int r = 0; r < kStagedRounds; ++r) {  // each thread's own slots: no other thread reads them
             const uint32_t x = eligible(r * kThreads + tid) ? order_key(acc[r]) : 0u;
             if (r < lay.rounds) s_key[r * kThreads + tid] = x;
             if (x) k_and &= x;
             k_or |= x;
         }
-        for (int r = kRegRounds; r < rounds; ++r) {  // beyond the first rounds: to the scratch
+        for (int r = kStagedRounds; r < rounds; ++r) {  // beyond the first rounds: to the scratch
             const int i = r * kThreads + tid;
             if (i >= n_items) continue;
             float x = 0.0f;
@@ -559,9 +569,9 @@ SelectLayout select_layout(const PageSelectParams& p, int max_tokens) {
     const int max_items = p.tokens_are_items ? max_tokens : max_pages - 1;
     SelectLayout lay;
     lay.bits_words = ((p.tokens_are_items ? max_tokens : max_pages) + 31) / 32;
-    lay.table_items = whole_page_lists(p) ? std::min(max_pages, kRegRounds * kThreads + 1) : 0;
+    lay.table_items = whole_page_lists(p) ? std::min(max_pages, kStagedRounds * kThreads + 1) : 0;
     if (p.scores == nullptr) return lay;
-    lay.rounds = std::min(kRegRounds, (std::max(max_items, 1) + kThreads - 1) / kThreads);
+    lay.rounds = std::min(kStagedRounds, (std::max(max_items, 1) + kThreads - 1) / kThreads);
     static const int optin = [] {
         int bytes = 0, device = 0;
         CUDA_CHECK(cudaGetDevice(&device));
@@ -569,8 +579,8 @@ SelectLayout select_layout(const PageSelectParams& p, int max_tokens) {
         return bytes;
     }();
     const size_t limit = static_cast<size_t>(optin) - 4096;  // the kernel's static shared memory: ~2.6 KB
-    const int nh = p.per_head_lists || p.group_rows ? 1 : p.n_heads / p.n_kv_heads;
-    for (lay.stage_heads = std::min(4, nh); lay.stage_heads > 1 && lay.bytes() > limit;) lay.stage_heads /= 2;
+    for (lay.stage_heads = std::min(4, rows_per_list(p)); lay.stage_heads > 1 && lay.bytes() > limit;)
+        lay.stage_heads /= 2;
     if (lay.bytes() > limit)
         throw_error("CUDA page_select: " + std::to_string(lay.bytes()) + " bytes of shared memory for " +
                     std::to_string(max_tokens) + " tokens, the device allows " + std::to_string(limit));
